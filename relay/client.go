@@ -24,7 +24,7 @@ type client struct {
 
 	out     [][]byte // queued messages, shared with other recipients
 	sent    int      // bytes of out[0] already written
-	queued  int      // bytes in out not yet written, at most Config.SendQ
+	queued  int      // bytes in out not yet written; see Config.SendQ
 	dirty   bool     // in Server.dirty
 	blocked bool     // the kernel's send buffer is full; waiting for POLLOUT
 
@@ -42,9 +42,9 @@ type client struct {
 }
 
 // queue adds msg to c's output. It reports false, queueing nothing, if that
-// would take c over limit bytes.
-func (c *client) queue(msg []byte, limit int) bool {
-	if c.queued+len(msg) > limit {
+// would take c over max bytes.
+func (c *client) queue(msg []byte, max int) bool {
+	if c.queued+len(msg) > max {
 		return false
 	}
 

@@ -55,6 +55,7 @@ func (s *Server) Serve(fds []int) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 
+		s.turns.Add(1)
 		now = time.Now()
 		if n > 0 {
 			s.events(now)
@@ -334,19 +335,27 @@ func (s *Server) lines(c *client, p []byte, now time.Time) {
 	}
 }
 
-// send queues msg to c, or drops c if its queue is full.
+// send queues msg to c. A client is judged too slow by what is left of its
+// queue after a write (see flush), so a burst within one turn of the loop
+// does not count against it; but not even a burst may take its queue to
+// twice the limit.
 func (s *Server) send(c *client, m []byte) {
 	if c.abort {
 		return
 	}
 
-	if !c.queue(m, s.cfg.SendQ) {
-		s.log.Warn("send queue full", "nick", c.nick, "addr", c.addr, "queued", c.queued)
-		s.drop(c, "send queue full")
+	if !c.queue(m, 2*s.cfg.SendQ) {
+		s.tooSlow(c)
 		return
 	}
 
 	s.markDirty(c)
+}
+
+// tooSlow drops c, whose queue is over its limit.
+func (s *Server) tooSlow(c *client) {
+	s.log.Warn("send queue full", "nick", c.nick, "addr", c.addr, "queued", c.queued)
+	s.drop(c, "send queue full")
 }
 
 // broadcast sends msg to everyone in the room but from.
@@ -415,12 +424,21 @@ func (s *Server) departures(now time.Time) {
 	}
 }
 
-// flush gives each client with new output one gathering write of it all.
+// flush gives each client with new output one gathering write of it all,
+// and drops those that cannot keep up: more than Config.SendQ is left.
 func (s *Server) flush() {
 	for _, c := range s.dirty {
 		c.dirty = false
-		if !c.blocked && !c.abort {
+		if c.abort {
+			continue
+		}
+
+		if !c.blocked {
 			s.write(c)
+		}
+
+		if c.queued > s.cfg.SendQ && !c.abort {
+			s.tooSlow(c)
 		}
 	}
 

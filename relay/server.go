@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +15,7 @@ import (
 // limits take the defaults below; callbacks may be nil.
 type Config struct {
 	MaxLine    int     // longest line in bytes; longer ones are cut (2048)
-	SendQ      int     // bytes queued to one client before it is dropped (65536)
+	SendQ      int     // bytes left queued to a client after a write before it is dropped (65536)
 	MaxClients int     // connections at once (1000)
 	MaxPerIP   int     // connections at once from one IP address (16)
 	Rate       float64 // lines a second a client may send; 0 for no limit
@@ -55,6 +56,9 @@ type Server struct {
 	mu   sync.Mutex
 	stop bool // Shutdown was called
 	wake int  // eventfd that wakes the loop; -1 when Serve is not running
+
+	// turns counts loop turns, so that tests can see an idle loop sleep.
+	turns atomic.Uint64
 
 	// Everything below belongs to the loop.
 	listeners  []int
