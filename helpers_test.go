@@ -33,7 +33,6 @@ var chatdBin string
 // one is slow, not stuck, and a stuck one fails instead of hanging.
 const (
 	stepTimeout = 10 * time.Second // one line, one exit, one condition
-	quietWait   = 300 * time.Millisecond
 )
 
 func TestMain(m *testing.M) {
@@ -185,15 +184,6 @@ func (d *instance) term(t *testing.T) {
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: got %v, want it sent", err)
 	}
-}
-
-// stop sends chatd SIGTERM and returns its exit status. Clients still
-// connected make it wait up to its shutdown timeout for their EOF.
-func (d *instance) stop(t *testing.T) int {
-	t.Helper()
-
-	d.term(t)
-	return d.wait(t)
 }
 
 // waitLog waits until chatd's stderr holds at least n lines containing each
@@ -503,18 +493,6 @@ func (c *client) expectEOF() {
 	}
 
 	c.conn.Close()
-}
-
-// quiet checks that nothing arrives for a short while. It is for asserting
-// an absence, which no event can announce.
-func (c *client) quiet() {
-	c.t.Helper()
-
-	_ = c.conn.SetReadDeadline(time.Now().Add(quietWait))
-	b, err := c.r.Peek(1)
-	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-		c.t.Fatalf("%s: got %q (%v), want nothing", c.nick, b, err)
-	}
 }
 
 // unsafeText names what in s must not reach a terminal, or returns "".
