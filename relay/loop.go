@@ -109,7 +109,9 @@ func (s *Server) pollSet(now time.Time) int {
 		pfd := unix.PollFd{Fd: int32(c.fd)}
 		if c.readable(now) {
 			pfd.Events |= unix.POLLIN
-		} else if now.Before(c.hold) {
+		} else if len(c.in) > 0 || now.Before(c.hold) {
+			// Held back by its line rate: wake for it when the budget
+			// refills, or at once if it just has.
 			soonest(c.hold)
 		}
 
@@ -453,9 +455,7 @@ func (s *Server) write(c *client) {
 		// Writes are limited to IOV_MAX buffers; a longer queue takes
 		// another round.
 		s.iovs = append(s.iovs[:0], c.out[0][c.sent:])
-		for _, m := range c.out[1:min(len(c.out), 1024)] {
-			s.iovs = append(s.iovs, m)
-		}
+		s.iovs = append(s.iovs, c.out[1:min(len(c.out), 1024)]...)
 
 		want := 0
 		for _, b := range s.iovs {

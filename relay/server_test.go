@@ -20,7 +20,7 @@ const wait = 5 * time.Second
 
 // start runs a Server with cfg on a loopback port and returns it with its
 // address. The server is shut down, and Serve's result checked, at cleanup.
-func start(t *testing.T, cfg relay.Config) (*relay.Server, string) {
+func start(t testing.TB, cfg relay.Config) (*relay.Server, string) {
 	t.Helper()
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,13 +69,13 @@ func start(t *testing.T, cfg relay.Config) (*relay.Server, string) {
 
 // conn is a test client.
 type conn struct {
-	t *testing.T
+	t testing.TB
 	c *net.TCPConn
 	r *bufio.Reader
 }
 
 // dial connects to addr and reads the greeting.
-func dial(t *testing.T, addr string) *conn {
+func dial(t testing.TB, addr string) *conn {
 	t.Helper()
 
 	c := dialRaw(t, addr)
@@ -84,7 +84,7 @@ func dial(t *testing.T, addr string) *conn {
 }
 
 // dialRaw connects to addr and reads nothing.
-func dialRaw(t *testing.T, addr string) *conn {
+func dialRaw(t testing.TB, addr string) *conn {
 	t.Helper()
 
 	nc, err := net.DialTimeout("tcp", addr, wait)
