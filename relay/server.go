@@ -1,0 +1,166 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config holds a Server's limits and the callbacks it reports through. Zero
+// limits take the defaults below; callbacks may be nil.
+type Config struct {
+	MaxLine    int     // longest line in bytes; longer ones are cut (2048)
+	SendQ      int     // bytes left queued to a client after a write before it is dropped (65536)
+	MaxClients int     // connections at once (1000)
+	MaxPerIP   int     // connections at once from one IP address (16)
+	Rate       float64 // lines a second a client may send; 0 for no limit
+	Burst      int     // lines a client may send at once above Rate (20)
+
+	// ShutdownTimeout bounds how long Serve spends, after Shutdown, telling
+	// clients and flushing their queues (2s).
+	ShutdownTimeout time.Duration
+
+	// Logger receives one record per event: start, stop, connections,
+	// disconnects with their reason, limits hit. Never what people say.
+	Logger *slog.Logger
+
+	// Ready is called once, when the listeners are being polled.
+	Ready func()
+
+	// Status is called when Stats change, at most once a second.
+	Status func(Stats)
+
+	// Heartbeat is called every HeartbeatEvery from inside the loop, so
+	// that a loop that stops turning stops calling it.
+	Heartbeat      func()
+	HeartbeatEvery time.Duration
+}
+
+// Stats is a summary of the room, for status reports.
+type Stats struct {
+	Online  int    // clients in the room
+	Relayed uint64 // lines relayed since start
+}
+
+// Server is a chat room. Make one with New and run it with Serve.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu guards stop and wake, the only state shared with Shutdown.
+	mu   sync.Mutex
+	stop bool // Shutdown was called
+	wake int  // eventfd that wakes the loop; -1 when Serve is not running
+
+	// turns counts loop turns, so that tests can see an idle loop sleep.
+	turns atomic.Uint64
+
+	// Everything below belongs to the loop.
+	listeners  []int
+	clients    []*client          // every open connection, in accept order
+	nicks      map[string]*client // clients in the room by lower-case nick
+	perIP      map[string]int     // open connections by IP address
+	guests     int                // number of the last guest nick given
+	relayed    uint64             // lines relayed since start
+	dirty      []*client          // clients with output queued since the last flush
+	reap       bool               // some client is leaving and still in the room
+	gone       int                // clients out of the room whose fds are still open
+	acceptAt   time.Time          // when accepting may resume after running out of fds
+	stopAt     time.Time          // shutdown deadline; zero until shutdown begins
+	status     statusClock
+	heartbeat  time.Time // when Heartbeat is next due
+	pfds       []unix.PollFd
+	rbuf, fbuf []byte // read buffer and its telnet-filtered copy, shared by all clients
+	scratch    []byte // for cleaning one line at a time
+	iovs       [][]byte
+}
+
+// statusClock paces Status calls.
+type statusClock struct {
+	changed bool      // Stats changed since the last call
+	last    time.Time // time of the last call
+}
+
+const (
+	readChunk     = 4096                   // bytes read from one client per loop turn
+	acceptBackoff = 250 * time.Millisecond // pause after running out of fds
+	lingerTime    = 2 * time.Second        // wait for a peer's EOF after our own
+	statusEvery   = time.Second
+)
+
+// New checks cfg and returns a Server that is ready to Serve.
+func New(cfg Config) (*Server, error) {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&cfg.MaxLine, 2048)
+	def(&cfg.SendQ, 65536)
+	def(&cfg.MaxClients, 1000)
+	def(&cfg.MaxPerIP, 16)
+	def(&cfg.Burst, 20)
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 2 * time.Second
+	}
+
+	switch {
+	case cfg.MaxLine < 16:
+		return nil, fmt.Errorf("line limit %d is below 16 bytes", cfg.MaxLine)
+	case cfg.SendQ < 2*cfg.MaxLine:
+		return nil, fmt.Errorf("send queue %d is smaller than two lines of %d bytes",
+			cfg.SendQ, cfg.MaxLine)
+	case cfg.MaxClients < 1, cfg.MaxPerIP < 1, cfg.Burst < 1:
+		return nil, errors.New("client limits and burst must be positive")
+	case cfg.Rate < 0:
+		return nil, errors.New("line rate must not be negative")
+	}
+
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	return &Server{
+		cfg:   cfg,
+		log:   log,
+		wake:  -1,
+		nicks: make(map[string]*client),
+		perIP: make(map[string]int),
+		rbuf:  make([]byte, readChunk),
+	}, nil
+}
+
+// Shutdown makes Serve tell every client that the server is shutting down,
+// flush what is queued for at most Config.ShutdownTimeout, close everything
+// and return. It may be called from any goroutine, also before Serve, and
+// more than once.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	s.stop = true
+	if s.wake >= 0 {
+		// An eventfd write fails only if the counter would overflow, and
+		// then the loop has a wake-up pending anyway.
+		_ = wakeUp(s.wake)
+	}
+}
+
+// stopping reports whether Shutdown has been called.
+func (s *Server) stopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	return s.stop
+}
+
+// stats returns the room's numbers.
+func (s *Server) stats() Stats {
+	return Stats{Online: len(s.nicks), Relayed: s.relayed}
+}
