@@ -47,12 +47,12 @@ type options struct {
 // normal stop (and for --help and --version), 2 for bad flags, 1 for any
 // other error, which it prints as one line on stderr.
 func run(args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
+	opts, err := parseFlags(args, stdout)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case err != nil:
-		fmt.Fprintf(stderr, "chatd: %v\n", err)
+		fmt.Fprintf(stderr, "chatd: %v (chatd --help lists the flags)\n", err)
 		return 2
 	case opts.version:
 		fmt.Fprintln(stdout, "chatd", version)
@@ -84,14 +84,20 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// parseFlags parses args into options. Problems come back as errors, after
-// the usage text for a misspelt flag.
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+// parseFlags parses args into options. Problems come back as errors, for
+// the caller to print as one line; --help prints the usage text on stdout
+// and comes back as flag.ErrHelp.
+func parseFlags(args []string, stdout io.Writer) (options, error) {
 	var opts options
 	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: chatd [flags]\n\n"+
+
+	// The flag package prints its errors, and the usage text after them,
+	// to the output; keep it silent and print the usage only when asked.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	usage := func() {
+		fs.SetOutput(stdout)
+		fmt.Fprintf(stdout, "usage: chatd [flags]\n\n"+
 			"A chat room for telnet and nc. Under systemd it serves the sockets it is\n"+
 			"passed; otherwise it listens on --listen.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -109,6 +115,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
 
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+		}
 		return opts, err
 	}
 

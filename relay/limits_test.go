@@ -1,0 +1,178 @@
+package relay_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/relay"
+)
+
+func TestMaxClients(t *testing.T) {
+	_, addr := start(t, relay.Config{MaxClients: 2})
+	a := dial(t, addr)
+	dial(t, addr)
+	a.expect("*** guest2 joined")
+
+	c := dialRaw(t, addr)
+	c.expect("*** server full, try again later")
+	c.expectEOF()
+	a.silent()
+
+	// A place that frees up can be taken again.
+	a.c.Close()
+	d := dialUntilWelcome(t, addr)
+	d.silent()
+}
+
+func TestMaxPerIP(t *testing.T) {
+	_, addr := start(t, relay.Config{MaxPerIP: 1})
+	a := dial(t, addr)
+
+	c := dialRaw(t, addr)
+	c.expect("*** too many connections from your address")
+	c.expectEOF()
+	a.silent()
+}
+
+// dialUntilWelcome dials addr until the server lets a client in, for when
+// a place is being freed.
+func dialUntilWelcome(t *testing.T, addr string) *conn {
+	t.Helper()
+
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		c := dialRaw(t, addr)
+		if l := c.line(); strings.HasPrefix(l, "*** welcome") {
+			return c
+		}
+		c.c.Close()
+	}
+
+	t.Fatalf("no place freed up in %v", wait)
+	return nil
+}
+
+func TestTelnetNegotiation(t *testing.T) {
+	_, _, cs := room(t, relay.Config{}, "alice", "bob")
+	alice, bob := cs["alice"], cs["bob"]
+
+	// DO ECHO, WILL NAWS with its subnegotiation, IAC IP, AYT, one byte at
+	// a time around a line.
+	in := "\xff\xfd\x01\xff\xfb\x1f\xff\xfa\x1f\x00\x50\x00\x18\xff\xf0he\xff\xf4llo\xff\xf6\r\n"
+	for i := range len(in) {
+		alice.send(in[i : i+1])
+	}
+	bob.expect("<alice> hello")
+
+	want := "\xff\xfc\x01\xff\xfe\x1f"
+	alice.c.SetReadDeadline(time.Now().Add(wait))
+	got := make([]byte, len(want))
+	if _, err := alice.r.Read(got[:1]); err != nil {
+		t.Fatalf("read the refusals: %v", err)
+	}
+	if _, err := alice.r.Read(got[1:]); err != nil {
+		t.Fatalf("read the refusals: %v", err)
+	}
+	if string(got) != want {
+		t.Fatalf("read %q; want the refusals %q", got, want)
+	}
+	alice.silent()
+}
+
+func TestHostileText(t *testing.T) {
+	tests := []struct {
+		name, send, bob string
+	}{
+		{"clear screen", "a\x1b[2J\x1b[Hb\r\n", "<alice> ab"},
+		{"title", "a\x1b]0;owned\x07b\r\n", "<alice> ab"},
+		{"C1 CSI", "a\u009b2Jb\r\n", "<alice> ab"},
+		{"reset", "a\x1bcb\r\n", "<alice> ab"},
+		{"bell and backspace", "ab\x07\x08c\r\n", "<alice> ac"},
+		{"DEL", "ab\x7fc\r\n", "<alice> ac"},
+		{"fake server line", "hi\r*** bob is now root\r\n", "<alice> hi"},
+		{"fake line after LF", "hi\n<bob> I owe alice money\r\n", "<alice> hi"},
+		{"invalid UTF-8", "a\xc3\x28\xa0b\r\n", "<alice> a\uFFFD(\uFFFDb"},
+		{"bidi override", "a\u202etxt.exe\r\n", "<alice> atxt.exe"},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, cs := room(t, relay.Config{}, "alice", "bob")
+			cs["alice"].send(tt.send)
+			cs["bob"].expect(tt.bob)
+
+			// Whatever else arrives is a line of alice's, not another's.
+			cs["alice"].sync()
+			cs["bob"].send("/who\r\n")
+			for {
+				l := cs["bob"].line()
+				if strings.HasPrefix(l, "*** 2 online") {
+					break
+				}
+				if !strings.HasPrefix(l, "<alice> ") {
+					t.Fatalf("bob read %q, which is not from alice", l)
+				}
+			}
+		})
+	}
+}
+
+func TestSplitCharacter(t *testing.T) {
+	_, _, cs := room(t, relay.Config{}, "alice", "bob")
+	cs["alice"].send("caf\xc3")
+	cs["bob"].sync()
+	cs["alice"].send("\xa9 \xf0\x9f")
+	cs["bob"].sync()
+	cs["alice"].send("\x98\x80\r\n")
+	cs["bob"].expect("<alice> café 😀")
+}
+
+func TestRateLimit(t *testing.T) {
+	const lines = 40
+
+	_, _, cs := room(t, relay.Config{Rate: 50, Burst: 5}, "flood", "bob", "carol")
+	flood, bob, carol := cs["flood"], cs["bob"], cs["carol"]
+
+	// The flood goes out at once; the server takes it at its own pace.
+	var b strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&b, "%d\r\n", i)
+	}
+	start := time.Now()
+	flood.send(b.String())
+
+	// Others are not held up meanwhile.
+	bob.send("hi carol\r\n")
+	for {
+		l := carol.line()
+		if l == "<bob> hi carol" {
+			break
+		}
+	}
+	t.Logf("bob reached carol in %v during the flood", time.Since(start))
+
+	// Nothing the flooder typed is lost, and it came in at the rate.
+	for i := range lines {
+		bob.expect(fmt.Sprintf("<flood> %d", i))
+	}
+
+	// 5 lines of burst, then 35 at 50 a second: at least 0.7s.
+	if took := time.Since(start); took < 600*time.Millisecond {
+		t.Errorf("%d lines at 50/s with a burst of 5 took only %v", lines, took)
+	}
+}
+
+func TestPasteIsNotSlowed(t *testing.T) {
+	_, _, cs := room(t, relay.Config{Rate: 1, Burst: 20}, "alice", "bob")
+	var b strings.Builder
+	for i := range 12 {
+		fmt.Fprintf(&b, "line %d\r\n", i)
+	}
+	cs["alice"].send(b.String())
+
+	for i := range 12 {
+		cs["bob"].expect(fmt.Sprintf("<alice> line %d", i))
+	}
+}
