@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -148,5 +149,23 @@ func TestChat(t *testing.T) {
 	b.expectEOF()
 	if got := d.wait(t); got != 0 {
 		t.Fatalf("exit status after SIGTERM: got %d, want 0", got)
+	}
+}
+
+// TestSIGHUP checks that SIGHUP, which will one day reload the message of
+// the day, leaves the room running.
+func TestSIGHUP(t *testing.T) {
+	d, addr := startActivated(t, nil)
+	a := dial(t, addr)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("SIGHUP: %v", err)
+	}
+	d.waitLog(t, 1, "SIGHUP")
+
+	b := dial(t, addr)
+	a.expectNext("*** " + b.nick + " joined")
+	d.term(t)
+	if got := d.wait(t); got != 0 {
+		t.Fatalf("exit status after SIGHUP and SIGTERM: got %d, want 0", got)
 	}
 }

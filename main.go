@@ -149,9 +149,7 @@ func serve(opts options, log *slog.Logger) error {
 	cfg := opts.relay
 	cfg.Logger = log
 	cfg.Ready = func() { n.send("READY=1") }
-	cfg.Status = func(st relay.Stats) {
-		n.post(fmt.Sprintf("STATUS=%d online, %d messages relayed", st.Online, st.Relayed))
-	}
+	cfg.Status = func(st relay.Stats) { n.post("STATUS=" + statusText(st)) }
 
 	if every, err := daemon.SdWatchdogEnabled(false); err != nil {
 		log.Warn("watchdog settings ignored", "err", err)
@@ -167,16 +165,34 @@ func serve(opts options, log *slog.Logger) error {
 	}
 
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
-		sig := <-sigs
-		log.Info("stopping", "signal", sig.String())
-		n.send("STOPPING=1")
-		srv.Shutdown()
+		for sig := range sigs {
+			if sig == syscall.SIGHUP {
+				// TODO(chatd): reload the message of the day here, once
+				// there is one; until then SIGHUP must not stop the room.
+				log.Info("SIGHUP: nothing to reload")
+				continue
+			}
+
+			log.Info("stopping", "signal", sig.String())
+			n.send("STOPPING=1")
+			srv.Shutdown()
+		}
 	}()
 
 	log.Info("starting", "version", version)
 	return srv.Serve(fds)
+}
+
+// statusText is the live summary systemd shows as the unit's status.
+func statusText(st relay.Stats) string {
+	msgs := "messages"
+	if st.Relayed == 1 {
+		msgs = "message"
+	}
+
+	return fmt.Sprintf("%d online, %d %s relayed", st.Online, st.Relayed, msgs)
 }
 
 // listeners returns the listening sockets to serve as non-blocking fds that
