@@ -105,6 +105,11 @@ func (s *Server) nick(c *client, name string) {
 	}
 
 	old := c.nick
+	if name == old {
+		s.send(c, msg("*** you are already ", name))
+		return
+	}
+
 	delete(s.nicks, strings.ToLower(old))
 	s.nicks[key] = c
 	c.nick = name

@@ -242,6 +242,8 @@ func TestProtocol(t *testing.T) {
 		{name: "nick with bad characters", send: "/nick a*b\r\n",
 			alice: []string{"*** a nick has only letters, digits, _ and -"}},
 		{name: "nick missing", send: "/nick\r\n", alice: []string{"*** usage: /nick NAME"}},
+		{name: "nick unchanged", send: "/nick alice\r\n",
+			alice: []string{"*** you are already alice"}},
 		{name: "nick case change", send: "/nick ALICE\r\n",
 			alice: []string{"*** you are now ALICE"}, bob: []string{"*** alice is now ALICE"}},
 		{name: "me", send: "/me waves\r\n", bob: []string{"* alice waves"}},
