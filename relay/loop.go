@@ -42,7 +42,7 @@ func (s *Server) Serve(fds []int) error {
 		}
 
 		if !s.stopAt.IsZero() && (len(s.clients) == 0 || !now.Before(s.stopAt)) {
-			s.log.Info("stopped", "unflushed", len(s.clients), "relayed", s.relayed)
+			s.log.Info("stopped", "still_open", len(s.clients), "relayed", s.relayed)
 			return nil
 		}
 
