@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -122,20 +123,11 @@ func parseFlags(args []string, stdout io.Writer) (options, error) {
 	}
 
 	opts.listen = listen.values
-	switch {
-	case fs.NArg() > 0:
+	if fs.NArg() > 0 {
 		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case cfg.MaxLine < 16:
-		return opts, errors.New("--max-line must be at least 16")
-	case cfg.SendQ < 2*cfg.MaxLine:
-		return opts, errors.New("--sendq must be at least twice --max-line")
-	case cfg.MaxClients < 1 || cfg.MaxPerIP < 1 || cfg.Burst < 1:
-		return opts, errors.New("--max-clients, --max-per-ip and --burst must be at least 1")
-	case cfg.Rate < 0:
-		return opts, errors.New("--rate must not be negative")
 	}
 
-	return opts, nil
+	return opts, cfg.Check()
 }
 
 // serve runs the chat room until a signal stops it.
@@ -143,6 +135,11 @@ func serve(opts options, log *slog.Logger) error {
 	fds, err := listeners(opts.listen)
 	if err != nil {
 		return err
+	}
+
+	log.Info("starting", "version", version)
+	for _, fd := range fds {
+		log.Info("listening", "addr", sockName(fd))
 	}
 
 	n := newNotifier(log)
@@ -181,7 +178,6 @@ func serve(opts options, log *slog.Logger) error {
 		}
 	}()
 
-	log.Info("starting", "version", version)
 	return srv.Serve(fds)
 }
 
@@ -301,6 +297,25 @@ func takeFD(c interface {
 		fd = -1
 	}
 	return fd, err
+}
+
+// sockName returns the local address of socket fd, for the log.
+func sockName(fd int) string {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return "unknown"
+	}
+
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrUnix:
+		return "unix:" + sa.Name
+	}
+
+	return "unknown"
 }
 
 // closeAll closes fds.

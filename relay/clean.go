@@ -55,13 +55,22 @@ func clean(dst, line []byte) []byte {
 	return dst
 }
 
-// hidden reports whether r is a Unicode control that changes how the text
-// around it is laid out: bidirectional overrides and isolates, which could
-// make one person's line read as something else, and the line and paragraph
-// separators.
+// hidden reports whether r is an invisible Unicode control that changes how
+// the text around it is laid out: the bidirectional marks, embeddings,
+// overrides and isolates, which could make one person's line read as
+// something else, the deprecated format controls, and the line and
+// paragraph separators. Joiners, which emoji need, stay.
 func hidden(r rune) bool {
-	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) ||
-		r == 0x2028 || r == 0x2029 || r == 0x061C
+	switch {
+	case r == 0x061C, r == 0x200E, r == 0x200F: // ALM, LRM, RLM
+		return true
+	case r >= 0x2028 && r <= 0x202E: // separators, embeddings, overrides
+		return true
+	case r >= 0x2066 && r <= 0x206F: // isolates, deprecated format controls
+		return true
+	}
+
+	return false
 }
 
 // escapeLen returns how many bytes of p, which follows an ESC, belong to its

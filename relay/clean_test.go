@@ -37,6 +37,8 @@ func TestClean(t *testing.T) {
 		{"C1 OSC", "a\u009d0;t\u009cb", "ab"},
 		{"bidi override", "a\u202eb\u2066c\u2069", "abc"},
 		{"line separator", "a\u2028b", "ab"},
+		{"bidi marks", "a\u200eb\u200fc\u061cd", "abcd"},
+		{"deprecated format controls", "a\u206ab\u206fc", "abc"},
 		{"zero width joiner kept", "👩\u200d💻", "👩\u200d💻"},
 	}
 

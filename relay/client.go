@@ -20,6 +20,7 @@ type client struct {
 	in    []byte    // filtered bytes held back by the rate limit, at most readChunk
 	pace  bucket    // line budget
 	hold  time.Time // not read before this, while over budget
+	paced bool      // has been over budget once (and that was logged)
 	eof   bool      // the peer sent EOF; nothing more to read
 
 	out     [][]byte // queued messages, shared with other recipients

@@ -38,6 +38,7 @@ func (s *Server) line(c *client, raw []byte, cut bool) {
 	}
 
 	if cut && c.leave == "" {
+		s.log.Info("line cut", "nick", c.nick, "addr", c.addr, "limit", s.cfg.MaxLine)
 		s.send(c, msg("*** line too long: cut at ", strconv.Itoa(s.cfg.MaxLine), " bytes"))
 	}
 }

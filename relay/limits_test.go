@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -175,4 +176,77 @@ func TestPasteIsNotSlowed(t *testing.T) {
 	for i := range 12 {
 		cs["bob"].expect(fmt.Sprintf("<alice> line %d", i))
 	}
+}
+
+func TestCheck(t *testing.T) {
+	good := relay.Config{MaxLine: 2048, SendQ: 65536, MaxClients: 1000, MaxPerIP: 16,
+		Rate: 5, Burst: 20}
+	if err := good.Check(); err != nil {
+		t.Fatalf("Check() of the defaults = %v; want nil", err)
+	}
+
+	tests := []struct {
+		name  string
+		edit  func(*relay.Config)
+		wrong string // the flag the error names
+	}{
+		{"short line", func(c *relay.Config) { c.MaxLine = 15 }, "--max-line"},
+		{"huge line", func(c *relay.Config) { c.MaxLine = 1 << 62; c.SendQ = 100 }, "--max-line"},
+		{"sendq under four lines", func(c *relay.Config) { c.SendQ = 8000 }, "--sendq"},
+		{"sendq under the floor", func(c *relay.Config) { c.MaxLine = 16; c.SendQ = 64 }, "--sendq"},
+		{"clients below one", func(c *relay.Config) { c.MaxClients = -1 }, "--max-clients"},
+		{"no clients per address", func(c *relay.Config) { c.MaxPerIP = -1 }, "--max-per-ip"},
+		{"negative rate", func(c *relay.Config) { c.Rate = -1 }, "--rate"},
+		{"NaN rate", func(c *relay.Config) { c.Rate = math.NaN() }, "--rate"},
+		{"infinite rate", func(c *relay.Config) { c.Rate = math.Inf(1) }, "--rate"},
+		{"vanishing rate", func(c *relay.Config) { c.Rate = 1e-300 }, "--rate"},
+		{"burst below one", func(c *relay.Config) { c.Burst = -1 }, "--burst"},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			tt.edit(&cfg)
+			err := cfg.Check()
+			if err == nil || !strings.HasPrefix(err.Error(), tt.wrong+" ") {
+				t.Fatalf("Check() = %v; want an error about %s", err, tt.wrong)
+			}
+
+			if _, err := relay.New(cfg); err == nil {
+				t.Fatalf("New() took a config that Check refuses")
+			}
+		})
+	}
+}
+
+// TestManySendersOneReader checks that a reader that keeps up stays, even
+// when many senders together queue more than --sendq to it in one turn of
+// the loop.
+func TestManySendersOneReader(t *testing.T) {
+	const senders, lines = 40, 20
+
+	_, addr := start(t, relay.Config{MaxPerIP: senders + 1})
+	reader := dial(t, addr)
+	cs := make([]*conn, senders)
+	for i := range cs {
+		cs[i] = dial(t, addr)
+		reader.expectPrefix("*** guest")
+	}
+
+	burst := strings.Repeat(strings.Repeat("z", 200)+"\r\n", lines)
+	start := make(chan struct{})
+	for _, c := range cs {
+		go func() {
+			<-start
+			c.c.Write([]byte(burst))
+		}()
+	}
+	close(start)
+
+	for range senders * lines {
+		if l := reader.line(); !strings.HasSuffix(l, "> "+strings.Repeat("z", 200)) {
+			t.Fatalf("reader read %q; want a sender's line", l)
+		}
+	}
+	reader.silent()
 }

@@ -240,13 +240,12 @@ func (s *Server) admit(fd int, sa unix.Sockaddr) {
 
 // refuse tells connection fd why it cannot stay, and closes it.
 func (s *Server) refuse(fd int, addr, line, reason string) {
-	s.log.Warn("refused", "addr", addr, "reason", reason)
-
 	// Best effort: a new socket's buffer has room for one line, and if the
 	// peer is gone already there is no one to tell.
 	_, _ = writev(fd, [][]byte{msg(line)})
 	closeWrite(fd)
 	_ = unix.Close(fd)
+	s.log.Warn("refused", "addr", addr, "reason", reason)
 }
 
 // peer returns the address of a peer for logs, and its IP address as the
@@ -312,6 +311,10 @@ func (s *Server) lines(c *client, p []byte, now time.Time) {
 	for len(p) > 0 && c.leave == "" {
 		if wait := c.pace.wait(now, s.cfg.Rate, float64(s.cfg.Burst)); wait > 0 {
 			c.hold = now.Add(wait)
+			if !c.paced {
+				c.paced = true
+				s.log.Info("line rate reached; reading slower", "nick", c.nick, "addr", c.addr)
+			}
 			break
 		}
 
@@ -338,20 +341,23 @@ func (s *Server) lines(c *client, p []byte, now time.Time) {
 }
 
 // send queues msg to c. A client is judged too slow by what is left of its
-// queue after a write (see flush), so a burst within one turn of the loop
-// does not count against it; but not even a burst may take its queue to
-// twice the limit.
+// queue after a write (see flush), not by how much one turn of the loop
+// queues: many senders in one turn can queue more than the limit to a
+// reader that keeps up. So a queue that would pass the limit is written out
+// at once, before the turn's flush, and only a client that cannot take it
+// (its kernel buffer full) and is twice over the limit is dropped here.
 func (s *Server) send(c *client, m []byte) {
-	if c.abort {
-		return
+	if !c.abort && c.queued+len(m) > s.cfg.SendQ && !c.blocked {
+		s.write(c)
 	}
 
-	if !c.queue(m, 2*s.cfg.SendQ) {
+	switch {
+	case c.abort:
+	case !c.queue(m, 2*s.cfg.SendQ):
 		s.tooSlow(c)
-		return
+	default:
+		s.markDirty(c)
 	}
-
-	s.markDirty(c)
 }
 
 // tooSlow drops c, whose queue is over its limit.

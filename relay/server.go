@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -93,7 +92,45 @@ const (
 	statusEvery   = time.Second
 )
 
-// New checks cfg and returns a Server that is ready to Serve.
+// Bounds of the limits in Config, to keep each one meaningful and their
+// sums clear of overflow.
+const (
+	maxLineMax = 1 << 20 // bytes in a line
+	sendQMin   = 4096    // and at least four lines (a cleaned line can triple)
+	sendQMax   = 1 << 30 // bytes queued to one client
+	clientsMax = 1 << 20 // clients in all, and from one address
+	rateMin    = 0.001   // lines a second, unless 0 for no limit
+	rateMax    = 1e6
+	burstMax   = 1 << 20
+)
+
+// Check returns an error saying what is wrong with the limits in cfg, or nil
+// if they make a working room. It does not fill in defaults: zero is an
+// error here except for Rate. Errors name each limit by its chatd flag.
+func (cfg Config) Check() error {
+	switch {
+	case cfg.MaxLine < 16 || cfg.MaxLine > maxLineMax:
+		return fmt.Errorf("--max-line %d is not between 16 and %d bytes", cfg.MaxLine, maxLineMax)
+	case cfg.SendQ < max(sendQMin, 4*cfg.MaxLine) || cfg.SendQ > sendQMax:
+		return fmt.Errorf("--sendq %d is not between %d (or four times --max-line) and %d bytes",
+			cfg.SendQ, sendQMin, sendQMax)
+	case cfg.MaxClients < 1 || cfg.MaxClients > clientsMax:
+		return fmt.Errorf("--max-clients %d is not between 1 and %d", cfg.MaxClients, clientsMax)
+	case cfg.MaxPerIP < 1 || cfg.MaxPerIP > clientsMax:
+		return fmt.Errorf("--max-per-ip %d is not between 1 and %d", cfg.MaxPerIP, clientsMax)
+	case cfg.Rate != 0 && !(cfg.Rate >= rateMin && cfg.Rate <= rateMax):
+		// Written so that NaN fails too.
+		return fmt.Errorf("--rate %g is neither 0 nor between %g and %g lines a second",
+			cfg.Rate, rateMin, rateMax)
+	case cfg.Burst < 1 || cfg.Burst > burstMax:
+		return fmt.Errorf("--burst %d is not between 1 and %d lines", cfg.Burst, burstMax)
+	}
+
+	return nil
+}
+
+// New returns a Server for cfg, with defaults for its zero limits, that is
+// ready to Serve; or an error if cfg fails Check.
 func New(cfg Config) (*Server, error) {
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -109,16 +146,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.ShutdownTimeout = 2 * time.Second
 	}
 
-	switch {
-	case cfg.MaxLine < 16:
-		return nil, fmt.Errorf("line limit %d is below 16 bytes", cfg.MaxLine)
-	case cfg.SendQ < 2*cfg.MaxLine:
-		return nil, fmt.Errorf("send queue %d is smaller than two lines of %d bytes",
-			cfg.SendQ, cfg.MaxLine)
-	case cfg.MaxClients < 1, cfg.MaxPerIP < 1, cfg.Burst < 1:
-		return nil, errors.New("client limits and burst must be positive")
-	case cfg.Rate < 0:
-		return nil, errors.New("line rate must not be negative")
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
 
 	log := cfg.Logger
