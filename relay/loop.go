@@ -235,6 +235,10 @@ func (s *Server) admit(fd int, sa unix.Sockaddr) {
 
 	s.send(c, msg("*** welcome to chatd, you are ", c.nick, "; ", fmt.Sprint(len(s.nicks)),
 		" online; /help for commands"))
+
+	// TODO(chatd): pace join and leave notices; a client that connects and
+	// disconnects in a loop fills the room with them. Not now: it needs
+	// per-address state that outlives the connections, with its own bound.
 	s.broadcast(c, msg("*** ", c.nick, " joined"))
 }
 
