@@ -18,15 +18,19 @@ func BenchmarkFanout(b *testing.B) {
 	sender := dial(b, addr)
 
 	done := make(chan error, readers)
-	for i := range readers {
+	for range readers {
 		c := dial(b, addr)
-		sender.expectPrefix("*** guest")
 		go func() {
-			// Skip the joins of the readers after this one.
-			for range readers - 1 - i {
-				if _, err := c.r.ReadString('\n'); err != nil {
+			// Skip the notices of the readers after this one.
+			for {
+				l, err := c.r.ReadString('\n')
+				if err != nil {
 					done <- err
 					return
+				}
+
+				if strings.HasSuffix(l, "> start\r\n") {
+					break
 				}
 			}
 
@@ -39,6 +43,7 @@ func BenchmarkFanout(b *testing.B) {
 			done <- nil
 		}()
 	}
+	sender.send("start\n")
 
 	line := strings.Repeat("x", 60) + "\n"
 	batch := strings.Repeat(line, 64)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -22,7 +23,7 @@ func FuzzLines(f *testing.F) {
 
 		var cs []*client
 		for range 3 {
-			s.admit(-1, nil)
+			s.admit(-1, nil, time.Time{})
 			cs = append(cs, s.clients[len(s.clients)-1])
 		}
 

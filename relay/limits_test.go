@@ -230,8 +230,9 @@ func TestManySendersOneReader(t *testing.T) {
 	cs := make([]*conn, senders)
 	for i := range cs {
 		cs[i] = dial(t, addr)
-		reader.expectPrefix("*** guest")
 	}
+	reader.send("/who\r\n")
+	reader.skipTo(fmt.Sprintf("*** %d online", senders+1))
 
 	burst := strings.Repeat(strings.Repeat("z", 200)+"\r\n", lines)
 	start := make(chan struct{})
@@ -249,4 +250,40 @@ func TestManySendersOneReader(t *testing.T) {
 		}
 	}
 	reader.silent()
+}
+
+func TestNoticesArePaced(t *testing.T) {
+	const churn = 200
+
+	_, addr := start(t, relay.Config{MaxPerIP: churn + 1})
+	watcher := dial(t, addr)
+	for range churn {
+		c := dialRaw(t, addr)
+		c.expectPrefix("*** welcome")
+		c.c.Close()
+	}
+
+	// Some notices come one by one, the rest as a count; together they
+	// account for every join and every departure.
+	shown, counted := 0, 0
+	for shown+counted < 2*churn {
+		l := watcher.line()
+		var n int
+		switch {
+		case strings.HasSuffix(l, " joined"), strings.HasSuffix(l, " left"):
+			shown++
+		case strings.Contains(l, " more joined or left meanwhile"):
+			if _, err := fmt.Sscanf(l, "*** %d more", &n); err != nil {
+				t.Fatalf("watcher read %q: %v", l, err)
+			}
+			counted += n
+		default:
+			t.Fatalf("watcher read %q; want a notice", l)
+		}
+	}
+
+	if shown > churn {
+		t.Errorf("%d of %d notices shown one by one; want them paced", shown, 2*churn)
+	}
+	watcher.silent()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,6 +133,10 @@ func (s *Server) pollSet(now time.Time) int {
 	if s.cfg.Heartbeat != nil && s.cfg.HeartbeatEvery > 0 {
 		soonest(s.heartbeat)
 	}
+
+	if s.unshown > 0 {
+		soonest(now.Add(s.notices.wait(now, noticeRate, noticeBurst)))
+	}
 	soonest(s.stopAt)
 
 	switch {
@@ -186,7 +191,7 @@ func (s *Server) accept(fd int, now time.Time) {
 		cfd, sa, err := accept(fd)
 		switch {
 		case err == nil:
-			s.admit(cfd, sa)
+			s.admit(cfd, sa, now)
 		case isAgain(err):
 			return
 		case errors.Is(err, unix.ECONNABORTED):
@@ -203,7 +208,7 @@ func (s *Server) accept(fd int, now time.Time) {
 }
 
 // admit lets connection fd into the room, or refuses it if a limit is hit.
-func (s *Server) admit(fd int, sa unix.Sockaddr) {
+func (s *Server) admit(fd int, sa unix.Sockaddr, now time.Time) {
 	addr, ip := peer(sa)
 	switch {
 	case len(s.clients) >= s.cfg.MaxClients:
@@ -235,11 +240,7 @@ func (s *Server) admit(fd int, sa unix.Sockaddr) {
 
 	s.send(c, msg("*** welcome to chatd, you are ", c.nick, "; ", fmt.Sprint(len(s.nicks)),
 		" online; /help for commands"))
-
-	// TODO(chatd): pace join and leave notices; a client that connects and
-	// disconnects in a loop fills the room with them. Not now: it needs
-	// per-address state that outlives the connections, with its own bound.
-	s.broadcast(c, msg("*** ", c.nick, " joined"))
+	s.notice(c, msg("*** ", c.nick, " joined"), now)
 }
 
 // refuse tells connection fd why it cannot stay, and closes it.
@@ -379,6 +380,21 @@ func (s *Server) broadcast(from *client, m []byte) {
 	}
 }
 
+// notice broadcasts a join or leave notice about c. Notices are paced for
+// the whole room, since clients that connect and disconnect in a loop,
+// from as many addresses as they like, could otherwise fill everyone's
+// screen with them: past the pace they are counted instead, and the count
+// is announced when the pace allows (see tick).
+func (s *Server) notice(c *client, m []byte, now time.Time) {
+	if s.notices.wait(now, noticeRate, noticeBurst) > 0 {
+		s.unshown++
+		return
+	}
+
+	s.notices.spend()
+	s.broadcast(c, m)
+}
+
 // markDirty notes that c has new output for the next flush.
 func (s *Server) markDirty(c *client) {
 	if !c.dirty {
@@ -431,7 +447,7 @@ func (s *Server) departures(now time.Time) {
 			if c.quit != "" {
 				m = msg("*** ", c.nick, " left (", c.quit, ")")
 			}
-			s.broadcast(c, m)
+			s.notice(c, m, now)
 		}
 	}
 }
@@ -562,8 +578,16 @@ func (s *Server) beginShutdown(now time.Time) {
 	}
 }
 
-// tick makes the calls to Status and Heartbeat that are due.
+// tick announces notices held back by their pace, and makes the calls to
+// Status and Heartbeat that are due.
 func (s *Server) tick(now time.Time) {
+	if s.unshown > 0 && s.notices.wait(now, noticeRate, noticeBurst) == 0 {
+		s.notices.spend()
+		s.broadcast(nil, msg("*** ", strconv.Itoa(s.unshown),
+			" more joined or left meanwhile; /who lists who is here"))
+		s.unshown = 0
+	}
+
 	if s.status.changed && s.cfg.Status != nil && now.Sub(s.status.last) >= statusEvery {
 		s.status = statusClock{last: now}
 		s.cfg.Status(s.stats())

@@ -72,6 +72,8 @@ type Server struct {
 	acceptAt   time.Time          // when accepting may resume after running out of fds
 	stopAt     time.Time          // shutdown deadline; zero until shutdown begins
 	status     statusClock
+	notices    bucket    // paces join and leave notices for the whole room
+	unshown    int       // notices held back by that pace, not yet announced
 	heartbeat  time.Time // when Heartbeat is next due
 	pfds       []unix.PollFd
 	rbuf, fbuf []byte // read buffer and its telnet-filtered copy, shared by all clients
@@ -90,6 +92,8 @@ const (
 	acceptBackoff = 250 * time.Millisecond // pause after running out of fds
 	lingerTime    = 2 * time.Second        // wait for a peer's EOF after our own
 	statusEvery   = time.Second
+	noticeRate    = 5  // join and leave notices a second, for the whole room
+	noticeBurst   = 30 // notices at once above noticeRate
 )
 
 // Bounds of the limits in Config, to keep each one meaningful and their

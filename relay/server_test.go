@@ -157,6 +157,14 @@ func (c *conn) expectEOF() {
 	}
 }
 
+// skipTo reads lines until one starts with prefix.
+func (c *conn) skipTo(prefix string) {
+	c.t.Helper()
+
+	for !strings.HasPrefix(c.line(), prefix) {
+	}
+}
+
 // sync makes sure everything c sent before has been handled: /who is
 // answered in order, after the lines before it.
 func (c *conn) sync() {
