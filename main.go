@@ -222,7 +222,7 @@ func listeners(addrs []string) ([]int, error) {
 // and takes them over.
 func passed(files []*os.File) ([]int, error) {
 	fds := make([]int, 0, len(files))
-	for _, f := range files {
+	for i, f := range files {
 		fd, err := takeFD(f)
 		if err == nil {
 			err = checkListener(fd)
@@ -230,8 +230,8 @@ func passed(files []*os.File) ([]int, error) {
 
 		if err != nil {
 			closeAll(fds)
-			for _, f := range files {
-				f.Close()
+			for _, rest := range files[i+1:] {
+				rest.Close()
 			}
 			return nil, fmt.Errorf("passed socket %s: %w", f.Name(), err)
 		}
@@ -241,7 +241,8 @@ func passed(files []*os.File) ([]int, error) {
 	return fds, nil
 }
 
-// checkListener returns an error unless fd is a listening stream socket.
+// checkListener returns an error unless fd is a listening stream socket,
+// and then closes fd too.
 func checkListener(fd int) error {
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {

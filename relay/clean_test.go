@@ -45,7 +45,7 @@ func TestClean(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := string(clean(nil, []byte(tt.in))); got != tt.want {
-				t.Errorf("clean(%q) = %q; want %q", tt.in, got, tt.want)
+				t.Errorf("clean(%q): got %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
@@ -58,16 +58,16 @@ func FuzzClean(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out := clean([]byte("prefix"), in)
 		if string(out[:6]) != "prefix" {
-			t.Fatalf("clean(%q) changed what was before it: %q", in, out)
+			t.Fatalf("clean(%q): got %q, want what was before it kept", in, out)
 		}
 
 		if !utf8.Valid(out) {
-			t.Fatalf("clean(%q) = %q; not valid UTF-8", in, out)
+			t.Fatalf("clean(%q): got %q, want valid UTF-8", in, out)
 		}
 
 		for _, r := range string(out[6:]) {
 			if unicode.IsControl(r) || hidden(r) {
-				t.Fatalf("clean(%q) = %q; holds %U", in, out, r)
+				t.Fatalf("clean(%q): got %q, holding %U, want no control", in, out, r)
 			}
 		}
 	})

@@ -45,12 +45,17 @@ func (s *Server) line(c *client, raw []byte, cut bool) {
 
 // say relays c's text to everyone else.
 func (s *Server) say(c *client, text []byte) {
-	s.relay(c, msg("<", c.nick, "> ", string(text)))
+	s.relayLine(c, msg("<", c.nick, "> ", string(text)))
 }
 
-// relay sends msg, a line c wrote, to everyone else and counts it.
-func (s *Server) relay(c *client, m []byte) {
+// relayLine sends msg, a line c wrote, to everyone else and counts it.
+func (s *Server) relayLine(c *client, m []byte) {
 	s.broadcast(c, m)
+	s.count()
+}
+
+// count counts a line relayed.
+func (s *Server) count() {
 	s.relayed++
 	s.status.changed = true
 }
@@ -70,7 +75,7 @@ func (s *Server) command(c *client, line string) {
 			return
 		}
 
-		s.relay(c, msg("* ", c.nick, " ", arg))
+		s.relayLine(c, msg("* ", c.nick, " ", arg))
 
 	case "who":
 		s.send(c, msg("*** ", strconv.Itoa(len(s.nicks)), " online: ", s.who()))
@@ -127,16 +132,15 @@ func (s *Server) private(c *client, arg string) {
 		return
 	}
 
-	peer := s.nicks[strings.ToLower(to)]
-	if peer == nil || peer.leave != "" {
+	target := s.nicks[strings.ToLower(to)]
+	if target == nil || target.leave != "" {
 		s.send(c, msg("*** no one is called ", to))
 		return
 	}
 
-	s.send(c, msg("-> *", peer.nick, "* ", text))
-	s.send(peer, msg("*", c.nick, "* ", text))
-	s.relayed++
-	s.status.changed = true
+	s.send(c, msg("-> *", target.nick, "* ", text))
+	s.send(target, msg("*", c.nick, "* ", text))
+	s.count()
 }
 
 // who returns the nicks in the room, sorted, comma separated.

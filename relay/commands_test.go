@@ -52,18 +52,10 @@ func FuzzLines(f *testing.F) {
 
 // feed gives c the bytes in p as if read from its socket; nil means EOF.
 func (s *Server) feed(c *client, p []byte) {
-	if c.leave != "" {
-		return
+	if c.leave == "" {
+		c.eof = p == nil
+		s.input(c, p, time.Time{})
 	}
-
-	c.eof = p == nil
-	var reply []byte
-	s.fbuf, reply = c.tel.Feed(s.fbuf[:0], nil, p)
-	if reply != nil {
-		s.send(c, reply)
-	}
-
-	s.lines(c, s.fbuf, s.stopAt)
 }
 
 // checkRoom checks that the nick index matches the clients in the room.
@@ -78,16 +70,16 @@ func checkRoom(t *testing.T, s *Server) {
 
 		in++
 		if problem := checkNick(c.nick); problem != "" {
-			t.Errorf("nick %q in the room: %s", c.nick, problem)
+			t.Errorf("nick in the room: got %q (%s), want a valid one", c.nick, problem)
 		}
 
 		if s.nicks[strings.ToLower(c.nick)] != c {
-			t.Errorf("nick %q is not indexed", c.nick)
+			t.Errorf("nick index: got no entry for %q, want one", c.nick)
 		}
 	}
 
 	if in != len(s.nicks) {
-		t.Errorf("%d clients in the room, %d nicks indexed", in, len(s.nicks))
+		t.Errorf("nick index: got %d entries, want %d, one per client in the room", len(s.nicks), in)
 	}
 }
 
@@ -102,12 +94,12 @@ func checkQueue(t *testing.T, c *client) {
 
 		line, ok := bytes.CutSuffix(m, []byte("\r\n"))
 		if !ok || !utf8.Valid(line) {
-			t.Fatalf("queued %q: not one line of UTF-8", m)
+			t.Fatalf("queued: got %q, want one line of UTF-8 with CRLF", m)
 		}
 
 		for _, r := range string(line) {
 			if unicode.IsControl(r) || hidden(r) {
-				t.Fatalf("queued %q: holds %U", m, r)
+				t.Fatalf("queued: got %q, holding %U, want no control", m, r)
 			}
 		}
 	}

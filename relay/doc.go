@@ -7,8 +7,9 @@
 // client and no call inside the loop that can block. Each turn of the loop
 // accepts, reads at most one bounded chunk from each readable client, splits
 // it into lines, acts on each line, and then gives every client with new
-// output one gathering write of all it has queued. A message is encoded once
-// and the same bytes are queued to every recipient.
+// output one gathering write of all it has queued (a queue about to pass its
+// limit within the turn is written early). A message is encoded once and the
+// same bytes are queued to every recipient.
 //
 // Clients cannot hurt one another. Telnet commands are stripped and refused,
 // control characters and escape sequences never reach another terminal, and

@@ -74,7 +74,7 @@ func TestFramer(t *testing.T) {
 
 			lines, rest := frames(limit, tt.chunks...)
 			if strings.Join(lines, "/") != strings.Join(tt.lines, "/") || rest != tt.rest {
-				t.Errorf("framing %q = %q, rest %q; want %q, rest %q",
+				t.Errorf("framing %q: got %q, rest %q, want %q, rest %q",
 					tt.chunks, lines, rest, tt.lines, tt.rest)
 			}
 		})
@@ -92,22 +92,22 @@ func FuzzFramer(f *testing.F) {
 		whole, wholeRest := frames(limit, string(in))
 		split, splitRest := frames(limit, string(in[:at]), string(in[at:]))
 		if strings.Join(whole, "\n") != strings.Join(split, "\n") || wholeRest != splitRest {
-			t.Fatalf("framing %q whole = %q, split at %d = %q", in, whole, at, split)
+			t.Fatalf("framing %q split at %d: got %q, want %q as whole", in, at, split, whole)
 		}
 
 		for _, l := range whole {
 			l, cut := strings.CutSuffix(l, "|cut")
 			if len(l) > limit || strings.ContainsAny(l, "\r\n") {
-				t.Fatalf("framing %q (limit %d) gave line %q", in, limit, l)
+				t.Fatalf("framing %q (limit %d): got line %q, want no line end and no more than the limit", in, limit, l)
 			}
 
 			if cut && utf8.ValidString(string(in)) && !utf8.ValidString(l) {
-				t.Fatalf("framing valid %q (limit %d) cut a character: %q", in, limit, l)
+				t.Fatalf("framing valid %q (limit %d): got %q, want no character cut", in, limit, l)
 			}
 		}
 
 		if bytes.ContainsAny([]byte(wholeRest), "\r\n") {
-			t.Fatalf("framing %q left rest %q", in, wholeRest)
+			t.Fatalf("framing %q: got rest %q, want no line end in it", in, wholeRest)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -51,7 +52,7 @@ func dialUntilWelcome(t *testing.T, addr string) *conn {
 		c.c.Close()
 	}
 
-	t.Fatalf("no place freed up in %v", wait)
+	t.Fatalf("dial: got no place in %v, want one freed", wait)
 	return nil
 }
 
@@ -70,14 +71,11 @@ func TestTelnetNegotiation(t *testing.T) {
 	want := "\xff\xfc\x01\xff\xfe\x1f"
 	alice.c.SetReadDeadline(time.Now().Add(wait))
 	got := make([]byte, len(want))
-	if _, err := alice.r.Read(got[:1]); err != nil {
-		t.Fatalf("read the refusals: %v", err)
-	}
-	if _, err := alice.r.Read(got[1:]); err != nil {
+	if _, err := io.ReadFull(alice.r, got); err != nil {
 		t.Fatalf("read the refusals: %v", err)
 	}
 	if string(got) != want {
-		t.Fatalf("read %q; want the refusals %q", got, want)
+		t.Fatalf("refusals: got %q, want %q", got, want)
 	}
 	alice.silent()
 }
@@ -113,7 +111,7 @@ func TestHostileText(t *testing.T) {
 					break
 				}
 				if !strings.HasPrefix(l, "<alice> ") {
-					t.Fatalf("bob read %q, which is not from alice", l)
+					t.Fatalf("bob read: got %q, want a line of alice's", l)
 				}
 			}
 		})
@@ -144,15 +142,19 @@ func TestRateLimit(t *testing.T) {
 	start := time.Now()
 	flood.send(b.String())
 
-	// Others are not held up meanwhile.
+	// Others are not held up meanwhile: bob's line reaches carol while the
+	// flood is still coming in.
 	bob.send("hi carol\r\n")
-	for {
+	for seen := 0; ; seen++ {
 		l := carol.line()
 		if l == "<bob> hi carol" {
+			t.Logf("bob reached carol in %v, after %d flood lines", time.Since(start), seen)
+			if seen >= lines {
+				t.Fatalf("carol: got bob's line after the whole flood, want it during the flood")
+			}
 			break
 		}
 	}
-	t.Logf("bob reached carol in %v during the flood", time.Since(start))
 
 	// Nothing the flooder typed is lost, and it came in at the rate.
 	for i := range lines {
@@ -161,12 +163,14 @@ func TestRateLimit(t *testing.T) {
 
 	// 5 lines of burst, then 35 at 50 a second: at least 0.7s.
 	if took := time.Since(start); took < 600*time.Millisecond {
-		t.Errorf("%d lines at 50/s with a burst of 5 took only %v", lines, took)
+		t.Errorf("flood of %d lines at 50/s with a burst of 5: got %v, want at least 600ms", lines, took)
 	}
 }
 
 func TestPasteIsNotSlowed(t *testing.T) {
-	_, _, cs := room(t, relay.Config{Rate: 1, Burst: 20}, "alice", "bob")
+	// At this rate, only the burst lets more than one line through in the
+	// time the test waits.
+	_, _, cs := room(t, relay.Config{Rate: 0.001, Burst: 20}, "alice", "bob")
 	var b strings.Builder
 	for i := range 12 {
 		fmt.Fprintf(&b, "line %d\r\n", i)
@@ -182,7 +186,7 @@ func TestCheck(t *testing.T) {
 	good := relay.Config{MaxLine: 2048, SendQ: 65536, MaxClients: 1000, MaxPerIP: 16,
 		Rate: 5, Burst: 20}
 	if err := good.Check(); err != nil {
-		t.Fatalf("Check() of the defaults = %v; want nil", err)
+		t.Fatalf("Check() of the defaults: got %v, want nil", err)
 	}
 
 	tests := []struct {
@@ -209,11 +213,11 @@ func TestCheck(t *testing.T) {
 			tt.edit(&cfg)
 			err := cfg.Check()
 			if err == nil || !strings.HasPrefix(err.Error(), tt.wrong+" ") {
-				t.Fatalf("Check() = %v; want an error about %s", err, tt.wrong)
+				t.Fatalf("Check(): got %v, want an error about %s", err, tt.wrong)
 			}
 
 			if _, err := relay.New(cfg); err == nil {
-				t.Fatalf("New() took a config that Check refuses")
+				t.Fatalf("New(): got a server, want the error Check gives")
 			}
 		})
 	}
@@ -246,7 +250,7 @@ func TestManySendersOneReader(t *testing.T) {
 
 	for range senders * lines {
 		if l := reader.line(); !strings.HasSuffix(l, "> "+strings.Repeat("z", 200)) {
-			t.Fatalf("reader read %q; want a sender's line", l)
+			t.Fatalf("reader read: got %q, want a sender's line", l)
 		}
 	}
 	reader.silent()
@@ -274,16 +278,16 @@ func TestNoticesArePaced(t *testing.T) {
 			shown++
 		case strings.Contains(l, " more joined or left meanwhile"):
 			if _, err := fmt.Sscanf(l, "*** %d more", &n); err != nil {
-				t.Fatalf("watcher read %q: %v", l, err)
+				t.Fatalf("watcher read: got %q (%v), want a count of notices", l, err)
 			}
 			counted += n
 		default:
-			t.Fatalf("watcher read %q; want a notice", l)
+			t.Fatalf("watcher read: got %q, want a notice", l)
 		}
 	}
 
 	if shown > churn {
-		t.Errorf("%d of %d notices shown one by one; want them paced", shown, 2*churn)
+		t.Errorf("notices shown one by one: got %d of %d, want them paced", shown, 2*churn)
 	}
 	watcher.silent()
 }

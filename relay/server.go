@@ -71,14 +71,14 @@ type Server struct {
 	gone       int                // clients out of the room whose fds are still open
 	acceptAt   time.Time          // when accepting may resume after running out of fds
 	stopAt     time.Time          // shutdown deadline; zero until shutdown begins
-	status     statusClock
-	notices    bucket    // paces join and leave notices for the whole room
-	unshown    int       // notices held back by that pace, not yet announced
-	heartbeat  time.Time // when Heartbeat is next due
-	pfds       []unix.PollFd
-	rbuf, fbuf []byte // read buffer and its telnet-filtered copy, shared by all clients
-	scratch    []byte // for cleaning one line at a time
-	iovs       [][]byte
+	status     statusClock        // when Status was last called, and whether it is due
+	notices    bucket             // paces join and leave notices for the whole room
+	unshown    int                // notices held back by that pace, not yet announced
+	heartbeat  time.Time          // when Heartbeat is next due
+	pfds       []unix.PollFd      // the poll set, laid out anew each turn by pollSet
+	rbuf, fbuf []byte             // read buffer and its telnet-filtered copy, shared by all clients
+	scratch    []byte             // for cleaning one line at a time
+	iovs       [][]byte           // the buffers of one gathering write
 }
 
 // statusClock paces Status calls.
@@ -90,10 +90,10 @@ type statusClock struct {
 const (
 	readChunk     = 4096                   // bytes read from one client per loop turn
 	acceptBackoff = 250 * time.Millisecond // pause after running out of fds
-	lingerTime    = 2 * time.Second        // wait for a peer's EOF after our own
-	statusEvery   = time.Second
-	noticeRate    = 5  // join and leave notices a second, for the whole room
-	noticeBurst   = 30 // notices at once above noticeRate
+	lingerTime    = 2 * time.Second        // for a leaving client to be flushed and send its EOF
+	statusEvery   = time.Second            // at most one Status call this often
+	noticeRate    = 5                      // join and leave notices a second, for the whole room
+	noticeBurst   = 30                     // notices at once above noticeRate
 )
 
 // Bounds of the limits in Config, to keep each one meaningful and their

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,21 +51,44 @@ func start(t testing.TB, cfg relay.Config) (*relay.Server, string) {
 		t.Fatalf("relay.New: %v", err)
 	}
 
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve([]int{fd}) }()
+	r := &serving{done: make(chan struct{})}
+	runs.Store(srv, r)
+	go func() {
+		r.err = srv.Serve([]int{fd})
+		close(r.done)
+	}()
+
 	t.Cleanup(func() {
 		srv.Shutdown()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(wait):
-			t.Errorf("Serve did not return after Shutdown")
+		if err := stopped(t, srv); err != nil {
+			t.Errorf("Serve: %v", err)
 		}
 	})
 
 	return srv, addr
+}
+
+// serving is a Serve call that start made.
+type serving struct {
+	done chan struct{} // closed when Serve has returned
+	err  error         // what it returned
+}
+
+// runs maps each Server that start made to its serving.
+var runs sync.Map
+
+// stopped waits for srv's Serve to return, and returns its error.
+func stopped(t testing.TB, srv *relay.Server) error {
+	t.Helper()
+
+	r, _ := runs.Load(srv)
+	select {
+	case <-r.(*serving).done:
+		return r.(*serving).err
+	case <-time.After(wait):
+		t.Fatalf("Serve did not return after Shutdown")
+		return nil
+	}
 }
 
 // conn is a test client.
@@ -118,7 +142,7 @@ func (c *conn) line() string {
 
 	l, ok := strings.CutSuffix(l, "\r\n")
 	if !ok {
-		c.t.Fatalf("read line: %q does not end in CRLF", l)
+		c.t.Fatalf("read line: got %q, want it to end in CRLF", l)
 	}
 
 	return l
@@ -129,7 +153,7 @@ func (c *conn) expect(want string) {
 	c.t.Helper()
 
 	if got := c.line(); got != want {
-		c.t.Fatalf("read %q; want %q", got, want)
+		c.t.Fatalf("read: got %q, want %q", got, want)
 	}
 }
 
@@ -139,21 +163,21 @@ func (c *conn) expectPrefix(prefix string) string {
 
 	got := c.line()
 	if !strings.HasPrefix(got, prefix) {
-		c.t.Fatalf("read %q; want a line starting %q", got, prefix)
+		c.t.Fatalf("read: got %q, want a line starting %q", got, prefix)
 	}
 
 	return got
 }
 
-// expectEOF checks that the server closes the connection, after lines that
-// start with skip if any.
+// expectEOF checks that the server closes the connection with nothing more
+// to read.
 func (c *conn) expectEOF() {
 	c.t.Helper()
 
 	c.c.SetReadDeadline(time.Now().Add(wait))
 	l, err := c.r.ReadString('\n')
 	if err != io.EOF || l != "" {
-		c.t.Fatalf("read %q, %v; want EOF", l, err)
+		c.t.Fatalf("read: got %q, %v, want EOF", l, err)
 	}
 }
 
@@ -190,7 +214,7 @@ func (c *conn) expectNothingBuffered() {
 
 	if n := c.r.Buffered(); n > 0 {
 		b, _ := c.r.Peek(n)
-		c.t.Fatalf("unexpected %q", b)
+		c.t.Fatalf("read: got %q, want nothing", b)
 	}
 }
 
@@ -362,7 +386,7 @@ func TestDisconnect(t *testing.T) {
 			before := srv.Turns()
 			time.Sleep(300 * time.Millisecond)
 			if turns := srv.Turns() - before; turns > 2 {
-				t.Errorf("idle loop turned %d times in 300ms", turns)
+				t.Errorf("idle loop turns in 300ms: got %d, want at most 2", turns)
 			}
 		})
 	}
@@ -433,6 +457,31 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownWithHeldInput checks that a client held back by its line rate
+// does not keep a stopping loop busy: the loop sleeps until the client's EOF
+// or the shutdown deadline.
+func TestShutdownWithHeldInput(t *testing.T) {
+	srv, _, cs := room(t, relay.Config{Rate: 20, Burst: 1, ShutdownTimeout: 500 * time.Millisecond},
+		"alice", "bob")
+	cs["alice"].send(strings.Repeat("x\r\n", 50))
+	cs["bob"].expect("<alice> x")
+
+	before := srv.Turns()
+	srv.Shutdown()
+	for _, c := range cs {
+		c.skipTo("*** server shutting down")
+		c.expectEOF()
+	}
+
+	// Both keep their sockets open, so Serve waits for the deadline.
+	if err := stopped(t, srv); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if turns := srv.Turns() - before; turns > 50 {
+		t.Errorf("loop turns while stopping: got %d, want at most 50", turns)
+	}
+}
+
 func TestSlowReader(t *testing.T) {
 	const lines = 20000
 	pad := strings.Repeat("x", 100)
@@ -475,7 +524,7 @@ func TestSlowReader(t *testing.T) {
 			}
 
 			if want := fmt.Sprintf("<writer> %d %s\r\n", i, pad); l != want {
-				got <- fmt.Errorf("line %d is %q; want %q", i, l, want)
+				got <- fmt.Errorf("line %d: got %q, want %q", i, l, want)
 				return
 			}
 			i++

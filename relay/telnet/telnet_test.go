@@ -39,7 +39,7 @@ func TestFeed(t *testing.T) {
 				}
 
 				if string(data) != tt.data || string(reply) != tt.reply {
-					t.Errorf("Feed(%q) in steps of %d = data %q, reply %q; want %q, %q",
+					t.Errorf("Feed(%q) in steps of %d: got data %q, reply %q, want %q, %q",
 						tt.in, step, data, reply, tt.data, tt.reply)
 				}
 			}
@@ -61,11 +61,11 @@ func FuzzFeed(f *testing.F) {
 		d2, r2 = split.Feed(d2, r2, in[cut:])
 
 		if !bytes.Equal(data, d2) || !bytes.Equal(reply, r2) {
-			t.Fatalf("Feed(%q) split at %d = %q, %q; whole = %q, %q", in, cut, d2, r2, data, reply)
+			t.Fatalf("Feed(%q) split at %d: got %q, %q, want %q, %q as whole", in, cut, d2, r2, data, reply)
 		}
 
 		if len(data) > len(in) || len(reply) > 3*len(in) {
-			t.Fatalf("Feed(%q) = %d data bytes, %d reply bytes; too many", in, len(data), len(reply))
+			t.Fatalf("Feed(%q): got %d data bytes, %d reply bytes, want fewer", in, len(data), len(reply))
 		}
 	})
 }
