@@ -575,6 +575,30 @@ func fdCount(t *testing.T, pid int) int {
 	return len(fds)
 }
 
+// socketCount returns how many of process pid's fds are sockets: its
+// listeners and client connections, without the fds the Go runtime opens
+// for itself along the way.
+func socketCount(t *testing.T, pid int) int {
+	t.Helper()
+
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("read fds of %d: got %v, want a list", pid, err)
+	}
+
+	n := 0
+	for _, fd := range fds {
+		// An fd closed since ReadDir is simply not counted.
+		if link, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil &&
+			strings.HasPrefix(link, "socket:") {
+			n++
+		}
+	}
+
+	return n
+}
+
 // rssKiB returns the resident set size of process pid in KiB.
 func rssKiB(t *testing.T, pid int) int {
 	t.Helper()
