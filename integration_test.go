@@ -39,8 +39,9 @@ func TestFlags(t *testing.T) {
 		{name: "argument", args: []string{"extra"}, exit: 2, stderr: "extra"},
 		{name: "address in use", args: []string{"--listen", busy.Addr().String()}, exit: 1,
 			stderr: "address already in use"},
-		{name: "bad address", args: []string{"--listen", "127.0.0.1:99999"}, exit: 1,
+		{name: "bad port", args: []string{"--listen", "127.0.0.1:99999"}, exit: 2,
 			stderr: "99999"},
+		{name: "no port", args: []string{"--listen", "nonsense"}, exit: 2, stderr: "nonsense"},
 	}
 
 	for _, tt := range tests {

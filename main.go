@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -127,7 +128,28 @@ func parseFlags(args []string, stdout io.Writer) (options, error) {
 		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
+	for _, addr := range opts.listen {
+		if err := checkAddr(addr); err != nil {
+			return opts, fmt.Errorf("--listen %q: %w", addr, err)
+		}
+	}
+
 	return opts, cfg.Check()
+}
+
+// checkAddr returns an error unless addr is host:port with a numeric port;
+// the host may be empty (every address), an IP address or a name.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return errors.New("the port must be a number from 0 to 65535")
+	}
+
+	return nil
 }
 
 // serve runs the chat room until a signal stops it.

@@ -23,6 +23,12 @@ type client struct {
 	paced bool      // has been over budget once (and that was logged)
 	eof   bool      // the peer sent EOF; nothing more to read
 
+	// deaf is set once the connection can no longer be written to (the
+	// peer reset it or closed it), while what the client typed is still
+	// held back by its line rate: that input still goes out at its pace,
+	// and output to the client is thrown away.
+	deaf bool
+
 	out     [][]byte // queued messages, shared with other recipients
 	sent    int      // bytes of out[0] already written
 	queued  int      // bytes in out not yet written; see Config.SendQ

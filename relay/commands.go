@@ -78,7 +78,7 @@ func (s *Server) command(c *client, line string) {
 		s.relayLine(c, msg("* ", c.nick, " ", arg))
 
 	case "who":
-		s.send(c, msg("*** ", strconv.Itoa(len(s.nicks)), " online: ", s.who()))
+		s.who(c)
 
 	case "msg":
 		s.private(c, arg)
@@ -143,17 +143,37 @@ func (s *Server) private(c *client, arg string) {
 	s.count()
 }
 
-// who returns the nicks in the room, sorted, comma separated.
-func (s *Server) who() string {
+// whoWidth is about how many bytes of nicks one /who line holds.
+const whoWidth = 400
+
+// who sends c the nicks in the room, sorted, comma separated: on one line,
+// or on as many as a crowded room needs, so that no single message is too
+// big for a client's queue.
+func (s *Server) who(c *client) {
 	names := make([]string, 0, len(s.nicks))
-	for _, c := range s.nicks {
-		names = append(names, c.nick)
+	for _, o := range s.nicks {
+		names = append(names, o.nick)
 	}
 
 	slices.SortFunc(names, func(a, b string) int {
 		return strings.Compare(strings.ToLower(a), strings.ToLower(b))
 	})
-	return strings.Join(names, ", ")
+
+	head := strconv.Itoa(len(names)) + " online: "
+	for len(names) > 0 {
+		n, width := 0, 0
+		for n < len(names) && (n == 0 || width+len(names[n]) < whoWidth) {
+			width += len(names[n]) + 2
+			n++
+		}
+
+		line := strings.Join(names[:n], ", ")
+		if n < len(names) {
+			line += ","
+		}
+		s.send(c, msg("*** ", head, line))
+		names, head = names[n:], ""
+	}
 }
 
 // checkNick returns why name cannot be a nick, or "" if it can.

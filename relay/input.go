@@ -23,6 +23,10 @@ func (s *Server) readAll(now time.Time) {
 		case c.readable(now):
 			// Reading tells data from EOF from an error.
 			s.readFrom(c, now)
+		case c.leave == "" && ev&unix.POLLNVAL == 0:
+			// The connection failed under a client whose input is held
+			// back by its line rate: deliver that input first.
+			s.deafen(c)
 		default:
 			// An error or hangup on a client that is not being read: it
 			// would be reported again on every poll.

@@ -291,3 +291,43 @@ func TestNoticesArePaced(t *testing.T) {
 	}
 	watcher.silent()
 }
+
+// TestHeldLinesOutliveTheConnection checks that lines held back by the rate
+// limit still go out after their sender has closed its connection, even
+// when writing to that connection has reset it meanwhile.
+func TestHeldLinesOutliveTheConnection(t *testing.T) {
+	const lines = 30
+
+	_, _, cs := room(t, relay.Config{Rate: 40, Burst: 5}, "paster", "talker", "watcher")
+	paster, talker, watcher := cs["paster"], cs["talker"], cs["watcher"]
+
+	var b strings.Builder
+	for i := range lines {
+		fmt.Fprintf(&b, "line %d\r\n", i)
+	}
+	paster.send(b.String())
+	watcher.expect("<paster> line 0")
+	paster.c.Close()
+
+	// Writing the talker's lines to the closed connection resets it.
+	for range 3 {
+		talker.send("hello\r\n")
+	}
+
+	got := 1
+	for {
+		l := watcher.line()
+		switch {
+		case l == "*** paster left":
+			if got != lines {
+				t.Fatalf("paster's lines: got %d, want %d", got, lines)
+			}
+			return
+		case l == "<talker> hello":
+		case l == fmt.Sprintf("<paster> line %d", got):
+			got++
+		default:
+			t.Fatalf("watcher read: got %q, want line %d of paster's", l, got)
+		}
+	}
+}

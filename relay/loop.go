@@ -119,8 +119,12 @@ func (s *Server) pollSet(now time.Time) int {
 			pfd.Events |= unix.POLLIN
 		case c.leave == "" && (len(c.in) > 0 || now.Before(c.hold)):
 			// Held back by its line rate: wake for it when the budget
-			// refills, or at once if it just has.
+			// refills, or at once if it just has. A deaf client's fd
+			// would report its error on every poll, so poll skips it.
 			soonest(c.hold)
+			if c.deaf {
+				pfd.Fd = -1
+			}
 		}
 
 		if c.blocked {

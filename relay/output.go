@@ -19,7 +19,7 @@ func (s *Server) send(c *client, m []byte) {
 	}
 
 	switch {
-	case c.abort:
+	case c.abort, c.deaf:
 	case !c.queue(m, 2*s.cfg.SendQ):
 		s.tooSlow(c)
 	default:
@@ -48,7 +48,9 @@ func (s *Server) broadcast(from *client, m []byte) {
 // screen with them: past the pace they are counted instead, and the count
 // is announced when the pace allows (see tick).
 func (s *Server) notice(c *client, m []byte, now time.Time) {
-	if s.notices.wait(now, noticeRate, noticeBurst) > 0 {
+	// While some are counted, later ones join the count, so that the
+	// count comes first.
+	if s.unshown > 0 || s.notices.wait(now, noticeRate, noticeBurst) > 0 {
 		s.unshown++
 		return
 	}
@@ -107,6 +109,9 @@ func (s *Server) writeOut(c *client) {
 		case isAgain(err):
 			c.blocked = true
 			return
+		case err != nil && c.leave == "" && len(c.in) > 0:
+			s.deafen(c)
+			return
 		case err != nil:
 			s.drop(c, reason(err))
 			return
@@ -118,6 +123,14 @@ func (s *Server) writeOut(c *client) {
 			return
 		}
 	}
+}
+
+// deafen stops all output to c, whose connection can no longer be written
+// to, but keeps it in the room until the input it has sent is handled:
+// then the read that follows fails or ends, and c leaves.
+func (s *Server) deafen(c *client) {
+	c.deaf = true
+	c.out, c.sent, c.queued, c.blocked = nil, 0, 0, false
 }
 
 // reason turns a read or write error into a disconnect reason for the log.

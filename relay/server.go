@@ -115,9 +115,11 @@ func (cfg Config) Check() error {
 	switch {
 	case cfg.MaxLine < 16 || cfg.MaxLine > maxLineMax:
 		return fmt.Errorf("--max-line %d is not between 16 and %d bytes", cfg.MaxLine, maxLineMax)
-	case cfg.SendQ < max(sendQMin, 4*cfg.MaxLine) || cfg.SendQ > sendQMax:
-		return fmt.Errorf("--sendq %d is not between %d (or four times --max-line) and %d bytes",
-			cfg.SendQ, sendQMin, sendQMax)
+	case cfg.SendQ < sendQMin || cfg.SendQ > sendQMax:
+		return fmt.Errorf("--sendq %d is not between %d and %d bytes", cfg.SendQ, sendQMin, sendQMax)
+	case cfg.SendQ < 4*cfg.MaxLine:
+		return fmt.Errorf("--sendq %d is less than four lines of --max-line %d; make it at least %d",
+			cfg.SendQ, cfg.MaxLine, 4*cfg.MaxLine)
 	case cfg.MaxClients < 1 || cfg.MaxClients > clientsMax:
 		return fmt.Errorf("--max-clients %d is not between 1 and %d", cfg.MaxClients, clientsMax)
 	case cfg.MaxPerIP < 1 || cfg.MaxPerIP > clientsMax:

@@ -315,6 +315,35 @@ func TestProtocol(t *testing.T) {
 	}
 }
 
+func TestWhoInACrowd(t *testing.T) {
+	const clients = 60
+
+	_, addr := start(t, relay.Config{MaxPerIP: clients})
+	var last *conn
+	for range clients {
+		last = dial(t, addr)
+	}
+
+	// 60 guest nicks take more than one line; together they list everyone.
+	last.send("/who\r\n")
+	l := last.line()
+	for !strings.HasPrefix(l, fmt.Sprintf("*** %d online: guest1, ", clients)) {
+		l = last.line() // join notices that came first
+	}
+
+	lines, nicks := 1, strings.Count(l, "guest")
+	for strings.HasSuffix(l, ",") {
+		if l = last.line(); !strings.HasPrefix(l, "*** guest") {
+			t.Fatalf("who: got %q, want a line of nicks", l)
+		}
+		lines, nicks = lines+1, nicks+strings.Count(l, "guest")
+	}
+
+	if lines < 2 || nicks != clients {
+		t.Fatalf("who: got %d nicks on %d lines, want %d on more than one", nicks, lines, clients)
+	}
+}
+
 func TestHelp(t *testing.T) {
 	_, _, cs := room(t, relay.Config{}, "alice", "bob")
 	cs["alice"].send("/help\r\n")

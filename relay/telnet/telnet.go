@@ -8,7 +8,15 @@
 // is refused in telnet's own terms: WILL is answered with DONT and DO with
 // WONT. WONT and DONT are never answered, since they ask for the state the
 // server is already in, which is what keeps negotiation from looping.
+//
+// A subnegotiation that runs past MaxSub bytes without its IAC SE is taken
+// to be no subnegotiation at all (a client that is not telnet sent bytes
+// that looked like one) and dropped, so that the data after it is kept.
 package telnet
+
+// MaxSub bounds a subnegotiation. The ones telnet clients send (window
+// size, terminal type, environment) are far shorter.
+const MaxSub = 256
 
 // Telnet command bytes (RFC 854).
 const (
@@ -37,6 +45,7 @@ const (
 type Filter struct {
 	st   state
 	verb byte // WILL, WONT, DO or DONT while st is stOption
+	sub  int  // bytes of the subnegotiation so far, at most MaxSub
 }
 
 // Feed appends the data bytes of src to data and the replies the peer is owed
@@ -60,7 +69,7 @@ func (f *Filter) Feed(data, reply, src []byte) ([]byte, []byte) {
 			case will, wont, do, dont:
 				f.st, f.verb = stOption, b
 			case sb:
-				f.st = stSub
+				f.st, f.sub = stSub, 0
 			}
 			// Anything else is a two-byte command (NOP, IP, AYT, GA, ...):
 			// none of them means anything to a chat room.
@@ -75,13 +84,25 @@ func (f *Filter) Feed(data, reply, src []byte) ([]byte, []byte) {
 			}
 
 		case stSub:
-			if b == iac {
+			f.sub++
+			switch {
+			case f.sub > MaxSub:
+				// Not telnet after all: this byte and what follows are
+				// data.
+				f.st = stData
+				if b == iac {
+					f.st = stIAC
+				} else {
+					data = append(data, b)
+				}
+			case b == iac:
 				f.st = stSubIAC
 			}
 
 		case stSubIAC:
 			// IAC SE ends the subnegotiation; IAC IAC is an escaped byte
 			// inside it, and anything else is malformed but cannot end it.
+			f.sub++
 			if b == se {
 				f.st = stData
 			} else {

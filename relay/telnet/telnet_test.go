@@ -2,6 +2,7 @@ package telnet
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,10 @@ func TestFeed(t *testing.T) {
 		{name: "stray byte after IAC in subnegotiation",
 			in: "\xff\xfa\x18\xff\x01more\xff\xf0b", data: "b"},
 		{name: "unterminated subnegotiation", in: "a\xff\xfa\x18hello", data: "a"},
+		{name: "subnegotiation too long to be one",
+			in: "a\xff\xfa" + strings.Repeat("x", MaxSub) + "bc", data: "abc"},
+		{name: "long subnegotiation, escapes counted",
+			in: "\xff\xfa" + strings.Repeat("\xff\xff", MaxSub/2-1) + "\xff\xf0d", data: "d"},
 		{name: "timing mark", in: "\xff\xf4\xff\xfd\x06", reply: "\xff\xfc\x06"},
 	}
 
