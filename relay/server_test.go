@@ -189,13 +189,13 @@ func (c *conn) skipTo(prefix string) {
 	}
 }
 
-// sync makes sure everything c sent before has been handled: /who is
-// answered in order, after the lines before it.
+// sync makes sure everything c sent before has been handled: a bare /nick
+// is answered with one line, in order, after the lines before it.
 func (c *conn) sync() {
 	c.t.Helper()
 
-	c.send("/who\n")
-	c.expectPrefix("*** ")
+	c.send("/nick\r\n")
+	c.expect("*** usage: /nick NAME")
 }
 
 // silent checks that nothing has arrived for c by the time another round
@@ -203,8 +203,7 @@ func (c *conn) sync() {
 func (c *conn) silent() {
 	c.t.Helper()
 
-	c.send("/who\r\n")
-	c.expectPrefix("*** ")
+	c.sync()
 	c.expectNothingBuffered()
 }
 
