@@ -24,10 +24,11 @@ type client struct {
 	eof   bool      // the peer sent EOF; nothing more to read
 
 	// deaf is set once the connection can no longer be written to (the
-	// peer reset it or closed it), while what the client typed is still
-	// held back by its line rate: that input still goes out at its pace,
-	// and output to the client is thrown away.
-	deaf bool
+	// peer reset it or closed it) while what the client typed may still be
+	// unread or held back by its line rate: that input still goes out at
+	// its pace until deafBy, and output to the client is thrown away.
+	deaf   bool
+	deafBy time.Time
 
 	out     [][]byte // queued messages, shared with other recipients
 	sent    int      // bytes of out[0] already written

@@ -42,6 +42,11 @@ func (s *Server) readFrom(c *client, now time.Time) {
 	case isAgain(err):
 		return
 	case err != nil:
+		// The connection failed, but an unfinished last line was still
+		// said, as it would be at EOF.
+		if rest := c.frame.rest(); rest != nil && c.leave == "" {
+			s.line(c, rest, false)
+		}
 		s.drop(c, reason(err))
 		return
 	case n == 0:
@@ -69,10 +74,16 @@ func (s *Server) input(c *client, p []byte, now time.Time) {
 	s.lines(c, s.fbuf, now)
 }
 
-// resume handles the input of clients whose line budget has refilled.
+// resume handles the input of clients whose line budget has refilled, and
+// drops deaf clients whose time to finish is up.
 func (s *Server) resume(now time.Time) {
 	for _, c := range s.clients {
-		if len(c.in) > 0 && !now.Before(c.hold) && c.leave == "" {
+		switch {
+		case c.leave != "":
+		case c.deaf && !now.Before(c.deafBy):
+			s.log.Warn("held lines dropped", "nick", c.nick, "addr", c.addr, "held", len(c.in))
+			s.drop(c, "connection lost")
+		case len(c.in) > 0 && !now.Before(c.hold):
 			s.lines(c, c.in, now)
 		}
 	}

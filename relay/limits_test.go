@@ -331,3 +331,41 @@ func TestHeldLinesOutliveTheConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestResetBeforeWelcome checks that what a client sent before resetting
+// its connection, even before chatd could greet it, still reaches the
+// room, unfinished last line included.
+func TestResetBeforeWelcome(t *testing.T) {
+	_, addr, cs := room(t, relay.Config{}, "watcher")
+	c := dialRaw(t, addr)
+	c.send("first\r\nsecond\r\nunfinished")
+	c.c.SetLinger(0)
+	c.c.Close()
+
+	w := cs["watcher"]
+	w.expect("*** guest2 joined")
+	w.expect("<guest2> first")
+	w.expect("<guest2> second")
+	w.expect("<guest2> unfinished")
+	w.expect("*** guest2 left")
+}
+
+// TestDeafClientIsBounded checks that a client whose connection failed
+// while its lines were held back keeps its place only for a while.
+func TestDeafClientIsBounded(t *testing.T) {
+	relay.SetDeafTime(t, 300*time.Millisecond)
+	_, addr, cs := room(t, relay.Config{Rate: 0.001, Burst: 1}, "watcher")
+	c := dial(t, addr)
+	cs["watcher"].expect("*** guest2 joined")
+	c.send("one\r\ntwo\r\nthree\r\n")
+	cs["watcher"].expect("<guest2> one")
+	c.c.SetLinger(0)
+	c.c.Close()
+
+	// Its held lines wait for a budget that refills only in 1000s, so it
+	// leaves at the deadline, and its place is free.
+	cs["watcher"].expect("*** guest2 left")
+	d := dial(t, addr)
+	d.send("/who\r\n")
+	d.expect("*** 2 online: guest3, watcher")
+}

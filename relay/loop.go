@@ -133,6 +133,8 @@ func (s *Server) pollSet(now time.Time) int {
 
 		if !c.inRoom {
 			soonest(c.closeBy)
+		} else if c.deaf {
+			soonest(c.deafBy)
 		}
 		s.pfds = append(s.pfds, pfd)
 	}

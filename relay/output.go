@@ -109,7 +109,8 @@ func (s *Server) writeOut(c *client) {
 		case isAgain(err):
 			c.blocked = true
 			return
-		case err != nil && c.leave == "" && len(c.in) > 0:
+		case err != nil && c.leave == "":
+			// The peer is gone, but what it sent may still be unread.
 			s.deafen(c)
 			return
 		case err != nil:
@@ -126,10 +127,13 @@ func (s *Server) writeOut(c *client) {
 }
 
 // deafen stops all output to c, whose connection can no longer be written
-// to, but keeps it in the room until the input it has sent is handled:
-// then the read that follows fails or ends, and c leaves.
+// to, but keeps it in the room until the input it has sent is handled (then
+// the read that follows fails or ends, and c leaves), or for deafTime at
+// most.
 func (s *Server) deafen(c *client) {
-	c.deaf = true
+	if !c.deaf {
+		c.deaf, c.deafBy = true, time.Now().Add(deafTime)
+	}
 	c.out, c.sent, c.queued, c.blocked = nil, 0, 0, false
 }
 

@@ -96,6 +96,10 @@ const (
 	noticeBurst   = 30                     // notices at once above noticeRate
 )
 
+// deafTime is how long a deaf client's unread and held input may go on
+// going out (see client.deaf). A variable so that tests can shorten it.
+var deafTime = 10 * time.Second
+
 // Bounds of the limits in Config, to keep each one meaningful and their
 // sums clear of overflow.
 const (
