@@ -57,16 +57,8 @@ func TestActivation(t *testing.T) {
 				return strings.HasPrefix(m, "STATUS=2 online")
 			})
 
-			d.term(t)
+			d.stop(t, first, second)
 			n.waitMsg(t, "STOPPING=1", func(m string) bool { return m == "STOPPING=1" })
-			for _, c := range []*client{first, second} {
-				c.expectNext("*** server shutting down")
-				c.expectEOF()
-			}
-
-			if got := d.wait(t); got != 0 {
-				t.Fatalf("exit status after SIGTERM: got %d, want 0", got)
-			}
 
 			if log := d.stderr.String(); strings.Contains(log, "sd_notify failed") {
 				t.Errorf("stderr: got %q, want no sd_notify failure", log)

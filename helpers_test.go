@@ -186,6 +186,22 @@ func (d *instance) term(t *testing.T) {
 	}
 }
 
+// stop sends chatd SIGTERM, checks that each of the clients is told and
+// closed, and that chatd exits 0.
+func (d *instance) stop(t *testing.T, clients ...*client) {
+	t.Helper()
+
+	d.term(t)
+	for _, c := range clients {
+		c.expectNext("*** server shutting down")
+		c.expectEOF()
+	}
+
+	if got := d.wait(t); got != 0 {
+		t.Fatalf("exit status after SIGTERM: got %d, want 0", got)
+	}
+}
+
 // waitLog waits until chatd's stderr holds at least n lines containing each
 // of the words, and returns those lines.
 func (d *instance) waitLog(t *testing.T, n int, words ...string) []string {

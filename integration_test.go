@@ -84,15 +84,7 @@ func TestListenRepeated(t *testing.T) {
 	bob.say("and back")
 	alice.expectNext("<" + bob.nick + "> and back")
 
-	d.term(t)
-	for _, c := range []*client{alice, bob} {
-		c.expectNext("*** server shutting down")
-		c.expectEOF()
-	}
-
-	if got := d.wait(t); got != 0 {
-		t.Fatalf("exit status after SIGTERM: got %d, want 0", got)
-	}
+	d.stop(t, alice, bob)
 	if log := d.stderr.String(); strings.Contains(log, "sd_notify") {
 		t.Errorf("stderr without NOTIFY_SOCKET: got %q, want no sd_notify complaint", log)
 	}
@@ -149,12 +141,7 @@ func TestChat(t *testing.T) {
 	a.expectEOF()
 	b.expectNext("*** alice left (off to lunch)")
 
-	d.term(t)
-	b.expectNext("*** server shutting down")
-	b.expectEOF()
-	if got := d.wait(t); got != 0 {
-		t.Fatalf("exit status after SIGTERM: got %d, want 0", got)
-	}
+	d.stop(t, b)
 }
 
 // TestSIGHUP checks that SIGHUP, which will one day reload the message of
@@ -163,14 +150,11 @@ func TestSIGHUP(t *testing.T) {
 	d, addr := startActivated(t, nil)
 	a := dial(t, addr)
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatalf("SIGHUP: %v", err)
+		t.Fatalf("SIGHUP: got %v, want it sent", err)
 	}
 	d.waitLog(t, 1, "SIGHUP")
 
 	b := dial(t, addr)
 	a.expectNext("*** " + b.nick + " joined")
-	d.term(t)
-	if got := d.wait(t); got != 0 {
-		t.Fatalf("exit status after SIGHUP and SIGTERM: got %d, want 0", got)
-	}
+	d.stop(t, a, b)
 }
