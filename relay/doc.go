@@ -16,8 +16,15 @@
 // invalid UTF-8 is replaced. A client that sends faster than its line rate
 // is simply not read until its budget refills, so the kernel pushes back on
 // it and nothing it typed is lost. A client whose output queue passes its
-// limit (a reader too slow for the room) is disconnected, as is one whose
-// connection fails; the others never wait for it.
+// limit (a reader too slow for the room) is disconnected; the others never
+// wait for it. A client whose connection fails leaves once what it sent has
+// been read and said, within a bounded time.
+//
+// A client leaves the room in two steps. First it is marked (part, or drop
+// for one that must go at once), and the loop's next departures step takes
+// it out of the room and tells the others. Then its connection is flushed,
+// sent EOF and closed, unless it was dropped; until it is closed it still
+// counts against the connection limits.
 //
 // The package knows nothing of systemd and never logs on its own account or
 // exits the process. Callers pass listening sockets as plain fds, a
