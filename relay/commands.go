@@ -133,8 +133,12 @@ func (s *Server) private(c *client, arg string) {
 	}
 
 	target := s.nicks[strings.ToLower(to)]
-	if target == nil || target.leave != "" {
+	switch {
+	case target == nil || target.leave != "":
 		s.send(c, msg("*** no one is called ", to))
+		return
+	case target.deaf:
+		s.send(c, msg("*** ", target.nick, " has lost the connection; not sent"))
 		return
 	}
 

@@ -81,7 +81,7 @@ func (s *Server) resume(now time.Time) {
 		switch {
 		case c.leave != "":
 		case c.deaf && !now.Before(c.deafBy):
-			s.log.Warn("held lines dropped", "nick", c.nick, "addr", c.addr, "held", len(c.in))
+			s.log.Warn("held lines dropped", "nick", c.nick, "addr", c.addr, "bytes", len(c.in))
 			s.drop(c, "connection lost")
 		case len(c.in) > 0 && !now.Before(c.hold):
 			s.lines(c, c.in, now)

@@ -362,10 +362,16 @@ func TestDeafClientIsBounded(t *testing.T) {
 	c.c.SetLinger(0)
 	c.c.Close()
 
+	// A private message cannot reach it, and its sender is told so.
+	d := dial(t, addr)
+	cs["watcher"].expect("*** guest3 joined")
+	d.send("/msg guest2 are you there\r\n")
+	d.expect("*** guest2 has lost the connection; not sent")
+
 	// Its held lines wait for a budget that refills only in 1000s, so it
 	// leaves at the deadline, and its place is free.
 	cs["watcher"].expect("*** guest2 left")
-	d := dial(t, addr)
-	d.send("/who\r\n")
-	d.expect("*** 2 online: guest3, watcher")
+	e := dial(t, addr)
+	e.send("/who\r\n")
+	e.expect("*** 3 online: guest3, guest4, watcher")
 }
