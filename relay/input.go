@@ -75,8 +75,14 @@ func (s *Server) input(c *client, p []byte, now time.Time) {
 }
 
 // resume handles the input of clients whose line budget has refilled, and
-// drops deaf clients whose time to finish is up.
+// drops deaf clients whose time to finish is up. Clients held back in this
+// turn have budgets that refill later, so the flag pollSet sets is enough to
+// tell whether there is anyone to look at.
 func (s *Server) resume(now time.Time) {
+	if !s.held {
+		return
+	}
+
 	for _, c := range s.clients {
 		switch {
 		case c.leave != "":

@@ -112,6 +112,7 @@ func (s *Server) pollSet(now time.Time) int {
 		s.pfds = append(s.pfds, pfd)
 	}
 
+	s.held = false
 	for _, c := range s.clients {
 		pfd := unix.PollFd{Fd: int32(c.fd)}
 		switch {
@@ -122,6 +123,7 @@ func (s *Server) pollSet(now time.Time) int {
 			// refills, or at once if it just has. A deaf client's fd
 			// would report its error on every poll, so poll skips it.
 			soonest(c.hold)
+			s.held = true
 			if c.deaf {
 				pfd.Fd = -1
 			}
@@ -135,6 +137,7 @@ func (s *Server) pollSet(now time.Time) int {
 			soonest(c.closeBy)
 		} else if c.deaf {
 			soonest(c.deafBy)
+			s.held = true
 		}
 		s.pfds = append(s.pfds, pfd)
 	}

@@ -74,6 +74,7 @@ type Server struct {
 	status     statusClock        // when Status was last called, and whether it is due
 	notices    bucket             // paces join and leave notices for the whole room
 	unshown    int                // notices held back by that pace, not yet announced
+	held       bool               // pollSet saw a client held back by its rate, or deaf
 	heartbeat  time.Time          // when Heartbeat is next due
 	pfds       []unix.PollFd      // the poll set, laid out anew each turn by pollSet
 	rbuf, fbuf []byte             // read buffer and its telnet-filtered copy, shared by all clients
