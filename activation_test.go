@@ -172,15 +172,8 @@ func udpSocket(t *testing.T) *os.File {
 	if err != nil {
 		t.Fatalf("listen udp: got %v, want a socket", err)
 	}
-	defer c.Close()
 
-	f, err := c.(*net.UDPConn).File()
-	if err != nil {
-		t.Fatalf("udp file: got %v, want a file", err)
-	}
-	t.Cleanup(func() { f.Close() })
-
-	return f
+	return fileOf(t, c.(*net.UDPConn))
 }
 
 // connectedSocket returns one end of a connected TCP loopback connection as
@@ -198,13 +191,6 @@ func connectedSocket(t *testing.T) *os.File {
 	if err != nil {
 		t.Fatalf("dial: got %v, want a connection", err)
 	}
-	defer c.Close()
 
-	f, err := c.(*net.TCPConn).File()
-	if err != nil {
-		t.Fatalf("conn file: got %v, want a file", err)
-	}
-	t.Cleanup(func() { f.Close() })
-
-	return f
+	return fileOf(t, c.(*net.TCPConn))
 }

@@ -256,15 +256,27 @@ func tcpListener(t *testing.T) (*os.File, string) {
 	if err != nil {
 		t.Fatalf("listen: got %v, want a socket", err)
 	}
-	defer l.Close()
 
-	f, err := l.(*net.TCPListener).File()
+	addr := l.Addr().String()
+	return fileOf(t, l.(*net.TCPListener)), addr
+}
+
+// fileOf returns a duplicate of socket c's descriptor as a file, to pass to
+// chatd, and closes c. The file is closed when the test ends.
+func fileOf(t *testing.T, c interface {
+	File() (*os.File, error)
+	Close() error
+}) *os.File {
+	t.Helper()
+	defer c.Close()
+
+	f, err := c.File()
 	if err != nil {
-		t.Fatalf("listener file: got %v, want a file", err)
+		t.Fatalf("socket file: got %v, want a file", err)
 	}
 	t.Cleanup(func() { f.Close() })
 
-	return f, l.Addr().String()
+	return f
 }
 
 // freeAddr returns a loopback address with a port that was free a moment

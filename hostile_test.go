@@ -265,7 +265,8 @@ func TestFlood(t *testing.T) {
 // readFlood reads lines at c until it has seen n flood lines from flooder,
 // checking their order and reporting the count to seen, and sends the text
 // of the talker's lines to probes.
-func readFlood(c *client, flooder, talker string, n int, seen func(int), probes chan<- string) error {
+func readFlood(c *client, flooder, talker string, n int, seen func(int),
+	probes chan<- string) error {
 	_ = c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	for count := 0; count < n; {
 		line, err := c.r.ReadString('\n')
@@ -424,7 +425,8 @@ func TestConnectionChurn(t *testing.T) {
 	})
 
 	after := rssKiB(t, d.pid)
-	t.Logf("%d connect/disconnect cycles in %v; fds %d before, %d after; RSS %d KiB before, %d KiB after",
+	t.Logf("%d connect/disconnect cycles in %v; fds %d before, %d after; "+
+		"RSS %d KiB before, %d KiB after",
 		cycles, took, fds, now, before, after)
 	if after-before > 8<<10 {
 		t.Errorf("chatd RSS growth over %d cycles: got %d KiB, want under 8 MiB", cycles,

@@ -109,7 +109,8 @@ func parseFlags(args []string, stdout io.Writer) (options, error) {
 	cfg := &opts.relay
 	fs.Var(listen, "listen", "`address` to listen on when systemd passes no socket; repeatable")
 	fs.IntVar(&cfg.MaxLine, "max-line", 2048, "longest line in `bytes`; longer lines are cut")
-	fs.IntVar(&cfg.SendQ, "sendq", 65536, "`bytes` queued to one client before it is dropped as too slow")
+	fs.IntVar(&cfg.SendQ, "sendq", 65536,
+		"`bytes` left queued to one client before it is dropped as too slow")
 	fs.IntVar(&cfg.MaxClients, "max-clients", 1000, "most clients connected at once")
 	fs.IntVar(&cfg.MaxPerIP, "max-per-ip", 16, "most clients connected at once from one IP address")
 	fs.Float64Var(&cfg.Rate, "rate", 5, "lines a second one client may send (0: no limit)")

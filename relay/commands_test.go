@@ -14,7 +14,8 @@ import (
 // no sockets, and checks what the room holds and what it queued.
 func FuzzLines(f *testing.F) {
 	f.Add([]byte("/nick alice\r\nhello\r\n"), []byte("/msg ALICE hi\n/who\n"), []byte("/quit bye"))
-	f.Add([]byte("/nick Bob\n"), []byte("/nick bob\n/me \x1b[31mwaves\n"), []byte("//x\n/nick guest1\n"))
+	f.Add([]byte("/nick Bob\n"), []byte("/nick bob\n/me \x1b[31mwaves\n"),
+		[]byte("//x\n/nick guest1\n"))
 	f.Fuzz(func(t *testing.T, a, b, c []byte) {
 		s, err := New(Config{MaxLine: 64, SendQ: 4096})
 		if err != nil {

@@ -44,9 +44,7 @@ func (s *Server) readFrom(c *client, now time.Time) {
 	case err != nil:
 		// The connection failed, but an unfinished last line was still
 		// said, as it would be at EOF.
-		if rest := c.frame.rest(); rest != nil && c.leave == "" {
-			s.line(c, rest, false)
-		}
+		s.lastLine(c)
 		s.drop(c, reason(err))
 		return
 	case n == 0:
@@ -124,9 +122,15 @@ func (s *Server) lines(c *client, p []byte, now time.Time) {
 	c.in = nil
 
 	if c.eof && c.leave == "" {
-		if rest := c.frame.rest(); rest != nil {
-			s.line(c, rest, false)
-		}
+		s.lastLine(c)
 		s.part(c, "closed by peer", "")
+	}
+}
+
+// lastLine acts on what c sent after its last line end, now that nothing
+// more will come.
+func (s *Server) lastLine(c *client) {
+	if rest := c.frame.rest(); rest != nil && c.leave == "" {
+		s.line(c, rest, false)
 	}
 }

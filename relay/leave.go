@@ -36,18 +36,18 @@ func (s *Server) departures(now time.Time) {
 			}
 
 			c.inRoom = false
-			c.closeBy = now.Add(lingerTime)
-			if !s.stopAt.IsZero() {
-				c.closeBy = s.stopAt
-			}
 			delete(s.nicks, strings.ToLower(c.nick))
 			s.gone++
 			s.status.changed = true
 			s.log.Info("disconnected", "nick", c.nick, "addr", c.addr, "reason", c.leave)
 
+			// While stopping, the shutdown deadline bounds everyone, and
+			// there is no one left to tell.
 			if !s.stopAt.IsZero() {
+				c.closeBy = s.stopAt
 				continue
 			}
+			c.closeBy = now.Add(lingerTime)
 
 			m := msg("*** ", c.nick, " left")
 			if c.quit != "" {

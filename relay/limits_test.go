@@ -135,12 +135,8 @@ func TestRateLimit(t *testing.T) {
 	flood, bob, carol := cs["flood"], cs["bob"], cs["carol"]
 
 	// The flood goes out at once; the server takes it at its own pace.
-	var b strings.Builder
-	for i := range lines {
-		fmt.Fprintf(&b, "%d\r\n", i)
-	}
 	start := time.Now()
-	flood.send(b.String())
+	flood.send(numbered(lines, "%d\r\n"))
 
 	// Others are not held up meanwhile: bob's line reaches carol while the
 	// flood is still coming in.
@@ -171,11 +167,7 @@ func TestPasteIsNotSlowed(t *testing.T) {
 	// At this rate, only the burst lets more than one line through in the
 	// time the test waits.
 	_, _, cs := room(t, relay.Config{Rate: 0.001, Burst: 20}, "alice", "bob")
-	var b strings.Builder
-	for i := range 12 {
-		fmt.Fprintf(&b, "line %d\r\n", i)
-	}
-	cs["alice"].send(b.String())
+	cs["alice"].send(numbered(12, "line %d\r\n"))
 
 	for i := range 12 {
 		cs["bob"].expect(fmt.Sprintf("<alice> line %d", i))
@@ -301,11 +293,7 @@ func TestHeldLinesOutliveTheConnection(t *testing.T) {
 	_, _, cs := room(t, relay.Config{Rate: 40, Burst: 5}, "paster", "talker", "watcher")
 	paster, talker, watcher := cs["paster"], cs["talker"], cs["watcher"]
 
-	var b strings.Builder
-	for i := range lines {
-		fmt.Fprintf(&b, "line %d\r\n", i)
-	}
-	paster.send(b.String())
+	paster.send(numbered(lines, "line %d\r\n"))
 	watcher.expect("<paster> line 0")
 	paster.c.Close()
 

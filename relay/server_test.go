@@ -181,6 +181,17 @@ func (c *conn) expectEOF() {
 	}
 }
 
+// numbered returns n lines, formatted with format from the line's number
+// and then args, as one string to send at once.
+func numbered(n int, format string, args ...any) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, format, append([]any{i}, args...)...)
+	}
+
+	return b.String()
+}
+
 // skipTo reads lines until one starts with prefix.
 func (c *conn) skipTo(prefix string) {
 	c.t.Helper()
@@ -219,7 +230,8 @@ func (c *conn) expectNothingBuffered() {
 
 // room starts a server and connects the named clients, each with its nick
 // set, everyone having seen everyone join.
-func room(t *testing.T, cfg relay.Config, nicks ...string) (*relay.Server, string, map[string]*conn) {
+func room(t *testing.T, cfg relay.Config, nicks ...string) (
+	*relay.Server, string, map[string]*conn) {
 	t.Helper()
 
 	srv, addr := start(t, cfg)
@@ -569,11 +581,7 @@ func TestSlowReader(t *testing.T) {
 		got <- nil
 	}()
 
-	var b strings.Builder
-	for i := range lines {
-		fmt.Fprintf(&b, "%d %s\n", i, pad)
-	}
-	cs["writer"].send(b.String())
+	cs["writer"].send(numbered(lines, "%d %s\n", pad))
 
 	select {
 	case err := <-got:
